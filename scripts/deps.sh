@@ -20,6 +20,8 @@ pkgs=(
 	bzip2 xz-utils dpkg-dev
 	# guests: initramfs, images, SSH
 	busybox-static cpio e2fsprogs qemu-utils openssh-client
+	# runtime: config, JSON, event loop + HTTP, downloads
+	libyaml-dev libjansson-dev libevent-dev libcurl4-openssl-dev
 	# download and verify
 	ca-certificates curl
 )
