@@ -121,7 +121,11 @@ int pgc_init(struct pgc *c, const struct pgc_config *cfg, void *mem);
 int pgc_map(struct pgc *c, uint64_t phys, uint64_t len, struct pgc_ref *ref,
 	    struct pgc_req *req);
 
-/* The MAP for rec succeeded at iova: the record becomes live. */
+/*
+ * The MAP for rec succeeded at iova: the record becomes live.  An iova the
+ * tables cannot take (not page aligned, wrapping, overlapping a live
+ * mapping) makes it failed instead; pgc_dma_addr() then returns false.
+ */
 void pgc_map_done(struct pgc *c, uint32_t rec, uint64_t iova);
 
 /*
