@@ -169,6 +169,13 @@ def lines(serial, tag):
     return out
 
 
+def detail(case):
+    """The detail=a:1,b:2 field of a self-test case line, as a dict."""
+    if not case or "detail" not in case:
+        return {}
+    return dict(kv.split(":", 1) for kv in case["detail"].split(",") if ":" in kv)
+
+
 def runs(serial):
     """Split the normal scenario's serial log into its runs, by cluster size."""
     parts = re.split(r"PEGPU_RUN cluster_size=(\d+)", serial)
@@ -236,15 +243,18 @@ def check_normal(ck, res):
         ck(tag + "bytes-verified", int(s.get("bytes_verified", 0)) > 8 << 20,
            f"only {s.get('bytes_verified')} bytes verified")
         ck(tag + "live-at-end", s.get("live_at_end") == "0", f"live_at_end={s.get('live_at_end')}")
-        for d in cases:
-            # a scatterlist is mapped with exactly one doorbell, whatever its length
-            if d.get("name", "").startswith("map_sg"):
-                ck(tag + d["name"] + "-one-doorbell", d.get("doorbells") == "1",
-                   f"doorbells={d.get('doorbells')}")
-            # a map into a live cluster needs no doorbell
-            if cs and d.get("name", "").startswith("cluster_hit"):
-                ck(tag + d["name"] + "-no-doorbell", d.get("doorbells") == "0",
-                   f"doorbells={d.get('doorbells')}")
+        by_name = {d.get("name"): d for d in cases}
+        # a scatterlist of 256 scattered entries is mapped with exactly one doorbell
+        sg = detail(by_name.get("sg_scattered"))
+        ck(tag + "sg-one-doorbell", sg.get("entries") == "256" and sg.get("map_doorbells") == "1",
+           f"sg_scattered detail {sg or 'missing'}")
+        if cs:
+            # 64 4 KiB buffers in one cluster: one MAP; maps that hit the live
+            # cluster ring no doorbell at all
+            cp = detail(by_name.get("cluster_pack"))
+            ck(tag + "cluster-hit-no-doorbell",
+               cp.get("maps") == "1" and cp.get("next_63_map_doorbells") == "0"
+               and cp.get("remap_doorbells") == "0", f"cluster_pack detail {cp or 'missing'}")
     if 262144 in summary and 0 in summary:
         a, b = summary[262144], summary[0]
         ck("coalescing-reduces-peak-mappings",
