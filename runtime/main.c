@@ -7,9 +7,41 @@
 
 /* Add a command: write cmd_<name>.c, declare it here, list it below. */
 extern const struct pegpu_cmd pegpu_cmd_version;
+extern const struct pegpu_cmd pegpu_cmd_plan;
+extern const struct pegpu_cmd pegpu_cmd_serve;
+extern const struct pegpu_cmd pegpu_cmd_create;
+extern const struct pegpu_cmd pegpu_cmd_start;
+extern const struct pegpu_cmd pegpu_cmd_stop;
+extern const struct pegpu_cmd pegpu_cmd_status;
+extern const struct pegpu_cmd pegpu_cmd_list;
+extern const struct pegpu_cmd pegpu_cmd_ssh;
+extern const struct pegpu_cmd pegpu_cmd_cp;
+extern const struct pegpu_cmd pegpu_cmd_console;
+extern const struct pegpu_cmd pegpu_cmd_logs;
+extern const struct pegpu_cmd pegpu_cmd_port;
+extern const struct pegpu_cmd pegpu_cmd_nvidia;
+extern const struct pegpu_cmd pegpu_cmd_destroy;
+extern const struct pegpu_cmd pegpu_cmd_doctor;
+extern const struct pegpu_cmd pegpu_cmd_image;
 
 static const struct pegpu_cmd *const commands[] = {
 	&pegpu_cmd_version,
+	&pegpu_cmd_plan,
+	&pegpu_cmd_serve,
+	&pegpu_cmd_create,
+	&pegpu_cmd_start,
+	&pegpu_cmd_stop,
+	&pegpu_cmd_status,
+	&pegpu_cmd_list,
+	&pegpu_cmd_ssh,
+	&pegpu_cmd_cp,
+	&pegpu_cmd_console,
+	&pegpu_cmd_logs,
+	&pegpu_cmd_port,
+	&pegpu_cmd_nvidia,
+	&pegpu_cmd_destroy,
+	&pegpu_cmd_doctor,
+	&pegpu_cmd_image,
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

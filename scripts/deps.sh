@@ -24,6 +24,10 @@ pkgs=(
 	libyaml-dev libjansson-dev libevent-dev libcurl4-openssl-dev
 	# download and verify
 	ca-certificates curl
+	# VM runtime: guest images (image-build.sh), UEFI firmware, cloud-init's schema check
+	debootstrap fdisk mtools ovmf cloud-init
+	# tests/llama: the sid chroot for llama.cpp (debootstrap, above), JSON checks, fake RPC servers
+	python3
 )
 
 [ -r /etc/debian_version ] || pegpu_die "this script is for Debian 12 (bookworm); see docs/building.md for other hosts"

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Run every test tier and end with "N passed, N failed".
-#   tests/run-all.sh [unit] [qemu] [kernel]     (default: all three)
+#   tests/run-all.sh [unit] [qemu] [kernel] [fuzz]     (default: all four)
 # unit:   cmocka tests of lib/, plain and under ASan+UBSan (seconds)
 # qemu:   PEGPU Machine's devices driven through qtest (tests/qemu/run.sh)
 # kernel: arm64 and x86_64 guests under TCG with the guest driver (minutes)
+# fuzz:   libFuzzer targets, a fixed budget each (tests/fuzz/run.sh, ~1.5 min)
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-tiers=${*:-unit qemu kernel}
+tiers=${*:-unit qemu kernel fuzz}
 passed=0 failed=0
 log=$top/build/test-logs
 mkdir -p "$log"
@@ -36,8 +37,13 @@ unit_build() {	# unit_build DIR [meson options]: configure once, compile, run ea
 		  failed=$((failed + 1)); return 1; }
 	echo "PASS $name/build"
 	passed=$((passed + 1))
-	for t in $(sed -n "s/.*unit_tests = \[\(.*\)\].*/\1/p" tests/unit/meson.build | tr -d "',"); do
-		out=$("$dir/tests/unit/$t" 2>&1); rc=$?
+	# every test meson knows, as "name<TAB>command" (its argv joined by spaces)
+	meson introspect --tests "$dir" | python3 -c '
+import json, sys
+for t in json.load(sys.stdin):
+    print(t["name"] + "\t" + " ".join(t["cmd"]))' > "$log/$name-tests.tsv"
+	while IFS=$'\t' read -r t cmd; do
+		out=$(cd "$dir" && $cmd 2>&1 </dev/null); rc=$?
 		printf '%s\n' "$out" > "$log/$name-$t.log"
 		# cmocka: "[  PASSED  ] N test(s)." and "[  FAILED  ] N test(s), listed below:"
 		np=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
@@ -52,7 +58,7 @@ unit_build() {	# unit_build DIR [meson options]: configure once, compile, run ea
 		fi
 		# the totals count cmocka cases, not executables
 		passed=$((passed + np)) failed=$((failed + nf))
-	done
+	done < "$log/$name-tests.tsv"
 }
 
 "$top/scripts/deps.sh" || { echo "FAIL deps: scripts/deps.sh failed"; echo "0 passed, 1 failed"; exit 1; }
@@ -64,13 +70,13 @@ for tier in $tiers; do
 		unit_build build/meson unit
 		unit_build build/meson-asan unit-asan -Db_sanitize=address,undefined -Db_lundef=false
 		;;
-	qemu|kernel)
+	qemu|kernel|fuzz)
 		out=$("$top/tests/$tier/run.sh" 2>&1 | tee "$log/$tier.log" | grep -E '^(PASS|FAIL) ' ; exit "${PIPESTATUS[0]}")
 		rc=$?
 		printf '%s\n' "$out"
 		count "$tier" "$out" "$rc"
 		;;
-	*) echo "FAIL $tier: unknown tier (unit, qemu, kernel)"; failed=$((failed + 1)) ;;
+	*) echo "FAIL $tier: unknown tier (unit, qemu, kernel, fuzz)"; failed=$((failed + 1)) ;;
 	esac
 done
 echo "$passed passed, $failed failed"
