@@ -45,13 +45,19 @@ normal)
 	done
 	;;
 errors)
-	step load_dma insmod $M/pegpu_dma.ko
-	step selftest insmod $M/pegpu_dmatest.ko expect_refusal=1
+	# precheck=1: the driver refuses before asking (the default);
+	# precheck=0: the requests reach the device, which must refuse them
+	for pc in 1 0; do
+		echo "PEGPU_RUN precheck=$pc"
+		step load_dma insmod $M/pegpu_dma.ko precheck=$pc
+		step selftest insmod $M/pegpu_dmatest.ko expect_refusal=1
+		dump_debugfs precheck=$pc
+		step unload_test rmmod pegpu_dmatest
+		step unload_dma rmmod pegpu_dma
+	done
+	# a hostile guest: malformed batches straight to the device's registers
 	step badbatch insmod $M/pegpu_badbatch.ko
-	dump_debugfs errors
 	step unload_badbatch rmmod pegpu_badbatch
-	step unload_test rmmod pegpu_dmatest
-	step unload_dma rmmod pegpu_dma
 	;;
 *)
 	echo "PEGPU_GUEST unknown scenario '$scenario'"

@@ -6,7 +6,7 @@
 #
 #   tests/kernel/run.sh                 all arches, all scenarios
 #   tests/kernel/run.sh demo            arm64 self-test with a summary table
-#   PEGPU_ARCHES="arm64" tests/kernel/run.sh
+#   PEGPU_ARCHES=arm64 PEGPU_SCENARIOS=errors tests/kernel/run.sh
 #
 # Prints PASS/FAIL lines and ends with "N passed, N failed".
 set -uo pipefail
@@ -72,7 +72,7 @@ for arch in $arches; do
 		[ "$rc" = 0 ] && pass "kernel/$arch/demo" || fail "kernel/$arch/demo" "see above"
 		continue
 	fi
-	for sc in normal errors; do
+	for sc in ${PEGPU_SCENARIOS:-normal errors}; do
 		r=$(python3 "$top/tests/kernel/kernel_tier.py" check --arch "$arch" --scenario "$sc" \
 			--initrd "$initrd" --json "$out/$arch-$sc.json" --keep "$out/serial-$arch-$sc.log" 2>&1)
 		rc=$?

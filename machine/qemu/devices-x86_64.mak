@@ -1,0 +1,12 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# PEGPU Machine devices for qemu-system-x86_64 (configs/devices/x86_64-softmmu/pegpu.mak)
+CONFIG_Q35=y
+CONFIG_PCIE_PORT=y
+CONFIG_VIRTIO_PCI=y
+CONFIG_VIRTIO_BLK=y
+CONFIG_VIRTIO_NET=y
+CONFIG_VIRTIO_RNG=y
+CONFIG_VIRTIO_SERIAL=y
+CONFIG_VIRTIO_SCSI=y
+CONFIG_PEGPU_DMA=y
+CONFIG_PEGPU_DMATEST=y
