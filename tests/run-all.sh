@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Run every test tier and end with "N passed, N failed".
-#   tests/run-all.sh [unit] [qemu] [kernel] [fuzz]     (default: all four)
+#   tests/run-all.sh [TIER...]     (default: every tier below, in this order)
 # unit:   cmocka tests of lib/, plain and under ASan+UBSan (seconds)
 # qemu:   PEGPU Machine's devices driven through qtest (tests/qemu/run.sh)
 # kernel: arm64 and x86_64 guests under TCG with the guest driver (minutes)
 # fuzz:   libFuzzer targets, a fixed budget each (tests/fuzz/run.sh, ~1.5 min)
+# serve:  pegpu serve against a fake upstream (tests/serve/run.sh)
+# llama:  pegpu plan and real split runs with Debian sid's llama.cpp (tests/llama/run.sh)
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-tiers=${*:-unit qemu kernel fuzz}
+tiers=${*:-unit qemu kernel fuzz serve llama}
 passed=0 failed=0
 log=$top/build/test-logs
 mkdir -p "$log"
@@ -70,13 +72,15 @@ for tier in $tiers; do
 		unit_build build/meson unit
 		unit_build build/meson-asan unit-asan -Db_sanitize=address,undefined -Db_lundef=false
 		;;
-	qemu|kernel|fuzz)
-		out=$("$top/tests/$tier/run.sh" 2>&1 | tee "$log/$tier.log" | grep -E '^(PASS|FAIL) ' ; exit "${PIPESTATUS[0]}")
+	qemu|kernel|fuzz|serve|llama)
+		args=()	# serve and llama build user space: they reuse the unit tier's tree
+		case $tier in serve|llama) args=("$top/build/meson") ;; esac
+		out=$("$top/tests/$tier/run.sh" "${args[@]}" 2>&1 | tee "$log/$tier.log" | grep -E '^(PASS|FAIL) ' ; exit "${PIPESTATUS[0]}")
 		rc=$?
 		printf '%s\n' "$out"
 		count "$tier" "$out" "$rc"
 		;;
-	*) echo "FAIL $tier: unknown tier (unit, qemu, kernel, fuzz)"; failed=$((failed + 1)) ;;
+	*) echo "FAIL $tier: unknown tier (unit, qemu, kernel, fuzz, serve, llama)"; failed=$((failed + 1)) ;;
 	esac
 done
 echo "$passed passed, $failed failed"
