@@ -320,7 +320,16 @@ def print_summary(res, summary):
             ("peak live DART mappings", "peak_mappings"), ("peak mapped bytes", "peak_mapped_bytes"),
             ("live mappings at end", "live_at_end")]
     cols = [(262144, "256 KiB clusters"), (0, "no coalescing")]
-    print(f"  {'':28}" + "".join(f"{h:>20}" for _, h in cols))
+    # DMA API calls the driver saw (debugfs), and doorbells per call
+    for cs, text in runs(s).items():
+        d = dict(re.findall(r"^driver\.(\w+) (\d+)", text, re.M))
+        if cs in summary and d:
+            calls = sum(int(d.get(k, 0)) for k in ("map_calls", "sg_calls", "unmap_calls"))
+            summary[cs]["calls"] = str(calls)
+            summary[cs]["per_call"] = f"{int(summary[cs]['doorbells']) / max(calls, 1):.3f}"
+    rows[3:3] = [("DMA API calls (map, sg, unmap)", "calls")]
+    rows[6:6] = [("doorbells per DMA API call", "per_call")]
+    print(f"  {'':32}" + "".join(f"{h:>20}" for _, h in cols))
     for label, key in rows:
         vals = []
         for cs, _ in cols:
@@ -328,7 +337,7 @@ def print_summary(res, summary):
             if key == "peak_mapped_bytes" and v != "-":
                 v = fmt_bytes(v)
             vals.append(f"{v:>20}")
-        print(f"  {label:28}" + "".join(vals))
+        print(f"  {label:32}" + "".join(vals))
     c = res.get("counters", {})
     print(f"  device totals (QMP): {c.get('doorbells')} doorbells, {c.get('maps')} maps, "
           f"{c.get('unmaps')} unmaps, {c.get('faults')} faults, {c.get('refusals')} refusals; "
