@@ -26,6 +26,11 @@ struct pegpu_dma_drv_stats {
 	u64 map_failures;	/* maps that returned an error */
 	u64 unmap_failures;	/* UNMAP entries the device rejected */
 	u64 unknown_unmaps;	/* unmaps of dma addresses we never handed out */
+	/* backpressure (wait_ms): maps refused for a DART cap that ... */
+	u64 bp_waits;		/* ... waited for an unmap to free capacity */
+	u64 bp_wait_ok;		/* ... waited and then succeeded */
+	u64 bp_timeouts;	/* ... waited wait_ms and still failed */
+	u64 bp_nowait;		/* ... failed at once: the caller could not sleep */
 };
 
 /* The device's limits and the driver's configuration. */
@@ -39,6 +44,16 @@ struct pegpu_dma_limits {
 	u64 iova_size;		/* 0 = unknown */
 	u64 cluster_size;	/* driver: coalescing cluster, 0 = off */
 	bool coherent;		/* managed device is DMA coherent */
+	u32 wait_ms;		/* driver: backpressure wait, 0 = off */
+	bool wait_streaming;	/* streaming maps can tell whether they may wait */
+};
+
+/* The debugfs trace ring (include/pegpu/dma_trace.h records). */
+struct pegpu_dma_trace_stats {
+	u64 capacity;		/* records the ring holds; 0 = not recording */
+	u64 recorded;		/* events written to the ring (not counting DROPs) */
+	u64 dropped;		/* events lost because the ring was full, in total */
+	u64 queued;		/* records waiting to be read */
 };
 
 /**
@@ -48,6 +63,7 @@ struct pegpu_dma_limits {
  * @pgc: the cluster coalescer's statistics
  * @drv: the driver's own counters
  * @lim: limits and configuration
+ * @trace: the trace recorder's counters
  */
 struct pegpu_dma_stats {
 	bool dev_valid;
@@ -55,6 +71,7 @@ struct pegpu_dma_stats {
 	struct pgc_stats pgc;
 	struct pegpu_dma_drv_stats drv;
 	struct pegpu_dma_limits lim;
+	struct pegpu_dma_trace_stats trace;
 };
 
 int pegpu_dma_get_stats(struct device *managed, struct pegpu_dma_stats *st);

@@ -16,6 +16,7 @@
 #include <linux/io.h>
 #include <linux/mm.h>
 #include <linux/pci.h>
+#include <linux/wait.h>
 
 #include "pegpu_dma_priv.h"
 
@@ -270,7 +271,15 @@ void pegpu_flush_unmaps(struct pegpu_dma *pd)
 
 	if (!n)
 		return;
-	if (pegpu_batch_submit(pd) == PEGPU_ST_OK)
+	st = pegpu_batch_submit(pd);
+	/*
+	 * Capacity was freed: maps waiting for it (backpressure) try again.
+	 * wq_has_sleeper() pairs with the waiter's barrier in prepare_to_wait().
+	 */
+	WRITE_ONCE(pd->bp_gen, pd->bp_gen + 1);
+	if (wq_has_sleeper(&pd->bp_wq))
+		wake_up(&pd->bp_wq);
+	if (st == PEGPU_ST_OK)
 		return;
 	for (i = 0; i < n; i++) {
 		st = le32_to_cpu(pd->ent[i].status);

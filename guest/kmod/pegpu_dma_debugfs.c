@@ -5,6 +5,8 @@
  *   stats     device counters (BAR counter block), coalescer and driver
  *             statistics, limits; one "name value" pair per line
  *   mappings  the live mapping table: kind iova phys len refs
+ *   trace     the recorded DMA events, a binary trace (pegpu_dma_trace.c);
+ *             only while recording (trace_records > 0)
  */
 #include <linux/debugfs.h>
 #include <linux/mm.h>
@@ -66,6 +68,15 @@ static int pegpu_stats_show(struct seq_file *m, void *unused)
 	seq_printf(m, "driver.map_failures %llu\n", st->drv.map_failures);
 	seq_printf(m, "driver.unmap_failures %llu\n", st->drv.unmap_failures);
 	seq_printf(m, "driver.unknown_unmaps %llu\n", st->drv.unknown_unmaps);
+	seq_printf(m, "driver.bp_waits %llu\n", st->drv.bp_waits);
+	seq_printf(m, "driver.bp_wait_ok %llu\n", st->drv.bp_wait_ok);
+	seq_printf(m, "driver.bp_timeouts %llu\n", st->drv.bp_timeouts);
+	seq_printf(m, "driver.bp_nowait %llu\n", st->drv.bp_nowait);
+
+	seq_printf(m, "trace.capacity %llu\n", st->trace.capacity);
+	seq_printf(m, "trace.recorded %llu\n", st->trace.recorded);
+	seq_printf(m, "trace.dropped %llu\n", st->trace.dropped);
+	seq_printf(m, "trace.queued %llu\n", st->trace.queued);
 
 	seq_printf(m, "limits.page_shift %u\n", st->lim.page_shift);
 	seq_printf(m, "limits.max_batch %u\n", st->lim.max_batch);
@@ -76,6 +87,8 @@ static int pegpu_stats_show(struct seq_file *m, void *unused)
 	seq_printf(m, "limits.iova_size %#llx\n", st->lim.iova_size);
 	seq_printf(m, "limits.cluster_size %llu\n", st->lim.cluster_size);
 	seq_printf(m, "limits.coherent %d\n", st->lim.coherent);
+	seq_printf(m, "limits.wait_ms %u\n", st->lim.wait_ms);
+	seq_printf(m, "limits.wait_streaming %d\n", st->lim.wait_streaming);
 	kfree(st);
 	return 0;
 }
@@ -143,6 +156,8 @@ void pegpu_dma_debugfs_add(struct pegpu_dma *pd)
 	pd->dbg = debugfs_create_dir(pci_name(pd->pdev), pegpu_dma_debugfs_root);
 	debugfs_create_file("stats", 0444, pd->dbg, pd, &pegpu_stats_fops);
 	debugfs_create_file("mappings", 0400, pd->dbg, pd, &pegpu_mappings_fops);
+	if (pd->tr.rec)
+		debugfs_create_file("trace", 0400, pd->dbg, pd, &pegpu_rec_fops);
 }
 
 void pegpu_dma_debugfs_remove(struct pegpu_dma *pd)

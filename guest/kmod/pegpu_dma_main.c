@@ -44,6 +44,16 @@ module_param(precheck, bool, 0444);
 MODULE_PARM_DESC(precheck,
 		 "check the DART caps in the guest before asking the device (default Y; N leaves every refusal to the device, for testing)");
 
+static uint trace_records = 65536;
+module_param(trace_records, uint, 0444);
+MODULE_PARM_DESC(trace_records,
+		 "records in the debugfs trace ring, rounded down to a power of two (default 65536, 2 MiB; 0 = do not record)");
+
+unsigned int pegpu_wait_ms;
+module_param_named(wait_ms, pegpu_wait_ms, uint, 0644);
+MODULE_PARM_DESC(wait_ms,
+		 "backpressure: a map refused for a DART cap waits up to this many ms (at most 60000) for an unmap to free capacity, where the caller may sleep (default 0 = fail at once)");
+
 /* Largest cluster: offsets inside one are stashed in 32 bits by map_sg. */
 #define PEGPU_CLUSTER_MAX	SZ_1G
 
@@ -107,6 +117,12 @@ void pegpu_dma_snapshot(struct pegpu_dma *pd, struct pegpu_dma_stats *st)
 	spin_lock_irqsave(&pd->lock, flags);
 	st->pgc = pd->pgc.st;
 	st->drv = pd->drv;
+	if (pd->tr.rec) {
+		st->trace.capacity = (u64)pd->tr.mask + 1;
+		st->trace.recorded = pd->tr.recorded;
+		st->trace.dropped = pd->tr.dropped;
+		st->trace.queued = pd->tr.head - pd->tr.tail;
+	}
 	spin_unlock_irqrestore(&pd->lock, flags);
 	st->lim.page_shift = pd->page_shift;
 	st->lim.max_batch = pd->max_batch;
@@ -117,6 +133,8 @@ void pegpu_dma_snapshot(struct pegpu_dma *pd, struct pegpu_dma_stats *st)
 	st->lim.iova_size = pd->iova_size;
 	st->lim.cluster_size = pd->cluster_size;
 	st->lim.coherent = dev_is_dma_coherent(&pd->mdev->dev);
+	st->lim.wait_ms = READ_ONCE(pegpu_wait_ms);
+	st->lim.wait_streaming = IS_ENABLED(CONFIG_PREEMPT_COUNT);
 }
 
 /**
@@ -356,6 +374,7 @@ static void pegpu_dma_list_del(struct pegpu_dma *pd)
 
 static void pegpu_dma_free(struct pegpu_dma *pd)
 {
+	pegpu_rec_fini(pd);
 	pegpu_batch_fini(pd);
 	kvfree(pd->pgc_mem);
 	if (pd->mdev)
@@ -375,6 +394,8 @@ static int pegpu_dma_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		return -ENOMEM;
 	pd->pdev = pdev;
 	spin_lock_init(&pd->lock);
+	init_waitqueue_head(&pd->bp_wq);
+	mutex_init(&pd->tr_read);
 	INIT_LIST_HEAD(&pd->node);
 
 	ret = pci_enable_device(pdev);
@@ -401,6 +422,9 @@ static int pegpu_dma_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (ret)
 		goto err_unmap;
 	ret = pegpu_dma_init_coalescer(pd);
+	if (ret)
+		goto err_unmap;
+	ret = pegpu_rec_init(pd, trace_records);
 	if (ret)
 		goto err_unmap;
 	ret = pegpu_dma_find_managed(pd);
@@ -441,6 +465,8 @@ static int pegpu_dma_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		 pd->cluster_size ? "" : " (coalescing off)", pd->iova_base, pd->iova_last);
 	if (!precheck)
 		dev_info(dev, "precheck=N: the device alone enforces the DART caps\n");
+	if (pd->tr.rec)
+		dev_info(dev, "recording DMA events: debugfs trace, %u records\n", pd->tr.mask + 1);
 	return 0;
 
 err_notifier:
@@ -479,6 +505,10 @@ static void pegpu_dma_remove(struct pci_dev *pdev)
 		module_put(THIS_MODULE);
 	}
 	device_unlock(mdev);
+
+	/* Maps waiting for capacity give up now rather than hold up the SRCU wait. */
+	WRITE_ONCE(pd->dying, true);
+	wake_up_all(&pd->bp_wq);
 
 	/* No new callers can find pd; wait for those still inside our ops. */
 	pegpu_dma_list_del(pd);

@@ -13,13 +13,22 @@
  * Nothing here sleeps under pd->lock, and nothing panics: a refusal or a
  * device error returns DMA_MAPPING_ERROR (or map_sg's negative errno) with
  * a ratelimited warning that names the status.
+ *
+ * Every map and unmap is recorded in the trace ring (pegpu_dma_trace.c)
+ * under the same lock hold as its coalescer operation.  With wait_ms set,
+ * a map refused for a DART cap in a context that may sleep waits for an
+ * unmap to free capacity and tries again, up to wait_ms (backpressure).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/dma-direct.h>
 #include <linux/dma-map-ops.h>
+#include <linux/jiffies.h>
 #include <linux/mm.h>
+#include <linux/preempt.h>
+#include <linux/rcupdate.h>
 #include <linux/scatterlist.h>
+#include <linux/wait.h>
 
 #include "compat.h"
 #include "pegpu_dma_priv.h"
@@ -98,6 +107,120 @@ static bool pegpu_lookup(struct pegpu_dma *pd, dma_addr_t dma, phys_addr_t *phys
 	return ok;
 }
 
+/* ---- backpressure ---- */
+
+/* Refusals that an unmap elsewhere can cure: a DART cap, or IOVA space. */
+static bool pegpu_cap_status(u32 st)
+{
+	return st == PEGPU_ST_NO_SPACE || st == PEGPU_ST_TOO_MANY ||
+	       st == PEGPU_ST_NO_IOVA || st == PEGPU_XST_FULL;
+}
+
+/*
+ * Whether a streaming map (map_page/map_phys, map_sg) may sleep.  The DMA
+ * API gives these no gfp, and GPU drivers call them from every context:
+ * under their own spinlocks, in interrupt handlers, with preemption off.
+ * Only a kernel with CONFIG_PREEMPT_COUNT can tell: there spin_lock, bh
+ * and irq contexts and preempt_disable() all raise preempt_count, so
+ * in_atomic() sees them, irqs_disabled() covers local_irq_save(), and
+ * rcu_preempt_depth() covers rcu_read_lock() under PREEMPT_RCU (which does
+ * not touch preempt_count).  Without it (Debian's arm64 6.1 is
+ * PREEMPT_VOLUNTARY) a held spinlock is invisible, so streaming maps never
+ * wait there; allocations, whose gfp says whether they may block, still do.
+ * Our own SRCU read section allows sleeping.  A caller that holds a mutex
+ * an unmapper needs only waits out wait_ms: the wait is always bounded.
+ */
+static bool pegpu_stream_may_sleep(void)
+{
+#ifdef CONFIG_PREEMPT_COUNT
+	return !in_atomic() && !irqs_disabled() && !rcu_preempt_depth();
+#else
+	return false;
+#endif
+}
+
+/*
+ * One map call's attempts.  Each attempt knows whether a cap refusal would
+ * still be waited out: such an attempt is quiet, its refusal is neither
+ * reported, counted as a failure, nor recorded, since the call has not
+ * failed yet.  A failed attempt notes the UNMAP generation under the lock,
+ * after its own rollback UNMAPs: an UNMAP by anyone else between the
+ * refusal and the sleep then ends the sleep at once, and our own rollback
+ * never does (which would spin).
+ */
+struct pegpu_try {
+	bool may_sleep;		/* the caller's context allows waiting */
+	bool armed;		/* it has waited: deadline is set */
+	bool quiet;		/* this attempt's cap refusal will be waited out */
+	unsigned int n;		/* attempts made */
+	unsigned long deadline;
+	u64 gen;		/* pd->bp_gen when this attempt failed */
+	u32 st;			/* this attempt's status */
+};
+
+static void pegpu_try_init(struct pegpu_try *t, bool may_sleep)
+{
+	memset(t, 0, sizeof(*t));
+	t->may_sleep = may_sleep;
+}
+
+static void pegpu_try_begin(struct pegpu_dma *pd, struct pegpu_try *t)
+{
+	t->st = PEGPU_ST_OK;
+	if (!t->may_sleep || READ_ONCE(pd->dying))
+		t->quiet = false;
+	else if (!t->armed)
+		t->quiet = READ_ONCE(pegpu_wait_ms) != 0;
+	else
+		t->quiet = time_before(jiffies, t->deadline);
+}
+
+/*
+ * After a failed attempt: if it was a cap refusal to wait out, sleep until
+ * an UNMAP has been posted, the deadline passes or the instance goes away,
+ * and return true to try again.
+ */
+static bool pegpu_try_wait(struct pegpu_dma *pd, struct pegpu_try *t)
+{
+	unsigned long flags;
+	long left;
+
+	t->n++;
+	if (!t->quiet || !pegpu_cap_status(t->st))
+		return false;
+	might_sleep();
+	if (!t->armed) {
+		t->armed = true;
+		t->deadline = jiffies + msecs_to_jiffies(min(READ_ONCE(pegpu_wait_ms),
+							     PEGPU_WAIT_MS_MAX));
+		spin_lock_irqsave(&pd->lock, flags);
+		pd->drv.bp_waits++;
+		spin_unlock_irqrestore(&pd->lock, flags);
+	}
+	left = (long)(t->deadline - jiffies);
+	if (left > 0)
+		wait_event_timeout(pd->bp_wq, READ_ONCE(pd->bp_gen) != t->gen ||
+				   READ_ONCE(pd->dying), left);
+	return true;
+}
+
+/* Count how a call that met a cap ended. */
+static void pegpu_try_end(struct pegpu_dma *pd, const struct pegpu_try *t, bool ok)
+{
+	unsigned long flags;
+	u64 *c = NULL;
+
+	if (t->armed)
+		c = ok ? &pd->drv.bp_wait_ok : &pd->drv.bp_timeouts;
+	else if (!ok && !t->may_sleep && pegpu_cap_status(t->st) && READ_ONCE(pegpu_wait_ms))
+		c = &pd->drv.bp_nowait;
+	if (!c)
+		return;
+	spin_lock_irqsave(&pd->lock, flags);
+	(*c)++;
+	spin_unlock_irqrestore(&pd->lock, flags);
+}
+
 static void pegpu_warn_gone(struct device *dev, const char *what)
 {
 	dev_warn_ratelimited(dev, "pegpu_dma: %s: no pegpu-dma instance manages this device any more\n",
@@ -106,11 +229,12 @@ static void pegpu_warn_gone(struct device *dev, const char *what)
 
 /*
  * Map one physically contiguous range: a hit costs a table lookup, a miss
- * one batch of one MAP.  Returns the dma address or DMA_MAPPING_ERROR.
+ * one batch of one MAP.  Returns the dma address or DMA_MAPPING_ERROR with
+ * @t->st saying why.
  */
 static dma_addr_t pegpu_map_range(struct pegpu_dma *pd, struct device *dev, phys_addr_t phys,
 				  size_t size, enum dma_data_direction dir, u64 limit,
-				  const char *what)
+				  u8 kind, struct pegpu_try *t, const char *what)
 {
 	struct pgc_ref ref;
 	struct pgc_req req;
@@ -120,7 +244,8 @@ static dma_addr_t pegpu_map_range(struct pegpu_dma *pd, struct device *dev, phys
 	int r;
 
 	spin_lock_irqsave(&pd->lock, flags);
-	pd->drv.map_calls++;
+	if (!t->n)
+		pd->drv.map_calls++;
 	r = pgc_map(&pd->pgc, phys, size, &ref, &req);
 	if (r < 0) {
 		st = r == PGC_E_FULL ? PEGPU_XST_FULL : PEGPU_XST_INVAL;
@@ -161,19 +286,27 @@ static dma_addr_t pegpu_map_range(struct pegpu_dma *pd, struct device *dev, phys
 		st = PEGPU_XST_MASK;
 		goto fail;
 	}
+	pegpu_rec_map(pd, kind, dma, phys, size, pegpu_dir_flags(dir), false);
 	spin_unlock_irqrestore(&pd->lock, flags);
+	t->st = PEGPU_ST_OK;
 	return dma;
 
 fail:
-	pd->drv.map_failures++;
-	pegpu_warn_status(pd, dev, st, what, size);
+	if (!t->quiet || !pegpu_cap_status(st)) {
+		pd->drv.map_failures++;
+		pegpu_warn_status(pd, dev, st, what, size);
+		pegpu_rec_map(pd, kind, 0, phys, size, pegpu_dir_flags(dir), true);
+	}
+	t->gen = pd->bp_gen;
 	spin_unlock_irqrestore(&pd->lock, flags);
+	t->st = st;
 	return DMA_MAPPING_ERROR;
 }
 
 /* Drop a buffer's reference; the last one of a mapping posts its UNMAP. */
 static void pegpu_unmap_range(struct pegpu_dma *pd, struct device *dev, dma_addr_t dma,
-			      size_t size, const char *what)
+			      size_t size, u8 kind, enum dma_data_direction dir,
+			      const char *what)
 {
 	struct pgc_req req;
 	unsigned long flags;
@@ -181,6 +314,7 @@ static void pegpu_unmap_range(struct pegpu_dma *pd, struct device *dev, dma_addr
 
 	spin_lock_irqsave(&pd->lock, flags);
 	pd->drv.unmap_calls++;
+	pegpu_rec_unmap(pd, kind, dma, size, pegpu_dir_flags(dir));
 	r = pgc_unmap(&pd->pgc, dma, size, &req);
 	if (r == PGC_RELEASE) {
 		pd->nent = 0;
@@ -200,6 +334,7 @@ static dma_addr_t pegpu_map_phys_attrs(struct device *dev, phys_addr_t phys, siz
 {
 	dma_addr_t dma = DMA_MAPPING_ERROR;
 	struct pegpu_dma *pd;
+	struct pegpu_try t;
 	int idx;
 
 	pd = pegpu_dma_get(dev, &idx);
@@ -220,7 +355,13 @@ static dma_addr_t pegpu_map_phys_attrs(struct device *dev, phys_addr_t phys, siz
 	}
 	if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC))
 		pegpu_sync_for_device(pd, dev, phys, size, dir);
-	dma = pegpu_map_range(pd, dev, phys, size, dir, pegpu_stream_limit(dev), "map");
+	pegpu_try_init(&t, pegpu_stream_may_sleep());
+	do {
+		pegpu_try_begin(pd, &t);
+		dma = pegpu_map_range(pd, dev, phys, size, dir, pegpu_stream_limit(dev),
+				      PEGPU_TK_SINGLE, &t, "map");
+	} while (dma == DMA_MAPPING_ERROR && pegpu_try_wait(pd, &t));
+	pegpu_try_end(pd, &t, dma != DMA_MAPPING_ERROR);
 out:
 	pegpu_dma_put(idx);
 	return dma;
@@ -241,7 +382,7 @@ static void pegpu_unmap_attrs(struct device *dev, dma_addr_t dma, size_t size,
 	if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC) && dir != DMA_TO_DEVICE &&
 	    !dev_is_dma_coherent(dev) && pegpu_lookup(pd, dma, &phys))
 		pegpu_sync_for_cpu(pd, dev, phys, size, dir);
-	pegpu_unmap_range(pd, dev, dma, size, "unmap");
+	pegpu_unmap_range(pd, dev, dma, size, PEGPU_TK_SINGLE, dir, "unmap");
 	pegpu_dma_put(idx);
 }
 
@@ -362,37 +503,28 @@ static u32 pegpu_sg_resolve(struct pegpu_dma *pd, struct scatterlist *chunk, int
 	return first;
 }
 
-static int pegpu_dma_map_sg(struct device *dev, struct scatterlist *sgl, int nents,
-			    enum dma_data_direction dir, unsigned long attrs)
+/*
+ * One attempt at mapping a list, all under one lock hold; returns nents or
+ * a negative errno with @t->st saying why.
+ */
+static int pegpu_map_sg_once(struct pegpu_dma *pd, struct device *dev, struct scatterlist *sgl,
+			     int nents, enum dma_data_direction dir, u64 limit,
+			     struct pegpu_try *t)
 {
-	struct scatterlist *s, *t, *chunk;
-	int i, j, chunk_n = 0, done = 0, ret = -EIO;
-	struct pegpu_dma *pd;
+	struct scatterlist *s, *e, *chunk;
+	int i, j, chunk_n = 0, done = 0;
 	struct pgc_ref ref;
 	struct pgc_req req;
 	unsigned long flags;
-	u64 limit, bytes = 0;
 	u32 st = PEGPU_ST_OK, k;
-	int idx, r;
-
-	pd = pegpu_dma_get(dev, &idx);
-	if (!pd) {
-		pegpu_warn_gone(dev, "map_sg");
-		return -EIO;
-	}
-	if (nents <= 0 || !valid_dma_direction(dir)) {
-		pegpu_warn_status(pd, dev, PEGPU_XST_INVAL, "map_sg", 0);
-		ret = -EINVAL;
-		goto out;
-	}
-	if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC) && !dev_is_dma_coherent(dev))
-		for_each_sg(sgl, s, nents, i)
-			pegpu_sync_for_device(pd, dev, sg_phys(s), s->length, dir);
-	limit = pegpu_stream_limit(dev);
+	u64 bytes = 0;
+	int r;
 
 	spin_lock_irqsave(&pd->lock, flags);
-	pd->drv.sg_calls++;
-	pd->drv.sg_entries += nents;
+	if (!t->n) {
+		pd->drv.sg_calls++;
+		pd->drv.sg_entries += nents;
+	}
 	pd->nent = 0;
 	chunk = sgl;
 	for_each_sg(sgl, s, nents, i) {
@@ -429,35 +561,70 @@ static int pegpu_dma_map_sg(struct device *dev, struct scatterlist *sgl, int nen
 	if (st != PEGPU_ST_OK)
 		goto rollback;
 	pegpu_flush_unmaps(pd);
+	pegpu_rec_sg(pd, sgl, nents, pegpu_dir_flags(dir), false);
 	spin_unlock_irqrestore(&pd->lock, flags);
-	ret = nents;
-	goto out;
+	t->st = PEGPU_ST_OK;
+	return nents;
 
 cancel:
 	/* The chunk's MAPs were never posted: drop their references. */
 	pd->nent = 0;
-	for (j = 0, t = chunk; j < chunk_n; j++, t = sg_next(t)) {
-		pegpu_sg_unstash(t, &ref);
+	for (j = 0, e = chunk; j < chunk_n; j++, e = sg_next(e)) {
+		pegpu_sg_unstash(e, &ref);
 		if (pgc_put(&pd->pgc, &ref, &req) == PGC_RELEASE)
 			pegpu_queue_unmap(pd, req.iova, req.len);
-		pegpu_sg_mark_failed(t);
+		pegpu_sg_mark_failed(e);
 	}
 	done += chunk_n;
 rollback:
 	/* Warn first: the totals in the message are those the refusal saw. */
-	pd->drv.map_failures++;
-	pegpu_warn_status(pd, dev, st, "map_sg", bytes);
+	if (!t->quiet || !pegpu_cap_status(st)) {
+		pd->drv.map_failures++;
+		pegpu_warn_status(pd, dev, st, "map_sg", bytes);
+		pegpu_rec_sg(pd, sgl, nents, pegpu_dir_flags(dir), true);
+	}
 	/* Unmap what this call mapped; entries marked failed hold nothing. */
-	for (j = 0, t = sgl; j < done; j++, t = sg_next(t)) {
-		if (sg_dma_address(t) == DMA_MAPPING_ERROR)
+	for (j = 0, e = sgl; j < done; j++, e = sg_next(e)) {
+		if (sg_dma_address(e) == DMA_MAPPING_ERROR)
 			continue;
-		if (pgc_unmap(&pd->pgc, sg_dma_address(t), t->length, &req) == PGC_RELEASE)
+		if (pgc_unmap(&pd->pgc, sg_dma_address(e), e->length, &req) == PGC_RELEASE)
 			pegpu_queue_unmap(pd, req.iova, req.len);
-		pegpu_sg_mark_failed(t);
+		pegpu_sg_mark_failed(e);
 	}
 	pegpu_flush_unmaps(pd);
+	t->gen = pd->bp_gen;
 	spin_unlock_irqrestore(&pd->lock, flags);
-	ret = pegpu_status_errno(st);
+	t->st = st;
+	return pegpu_status_errno(st);
+}
+
+static int pegpu_dma_map_sg(struct device *dev, struct scatterlist *sgl, int nents,
+			    enum dma_data_direction dir, unsigned long attrs)
+{
+	struct pegpu_dma *pd;
+	struct scatterlist *s;
+	struct pegpu_try t;
+	int i, idx, ret;
+
+	pd = pegpu_dma_get(dev, &idx);
+	if (!pd) {
+		pegpu_warn_gone(dev, "map_sg");
+		return -EIO;
+	}
+	if (nents <= 0 || !valid_dma_direction(dir)) {
+		pegpu_warn_status(pd, dev, PEGPU_XST_INVAL, "map_sg", 0);
+		ret = -EINVAL;
+		goto out;
+	}
+	if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC) && !dev_is_dma_coherent(dev))
+		for_each_sg(sgl, s, nents, i)
+			pegpu_sync_for_device(pd, dev, sg_phys(s), s->length, dir);
+	pegpu_try_init(&t, pegpu_stream_may_sleep());
+	do {
+		pegpu_try_begin(pd, &t);
+		ret = pegpu_map_sg_once(pd, dev, sgl, nents, dir, pegpu_stream_limit(dev), &t);
+	} while (ret < 0 && pegpu_try_wait(pd, &t));
+	pegpu_try_end(pd, &t, ret > 0);
 out:
 	pegpu_dma_put(idx);
 	return ret;
@@ -472,6 +639,7 @@ static void pegpu_dma_unmap_sg(struct device *dev, struct scatterlist *sgl, int 
 	unsigned long flags;
 	phys_addr_t phys;
 	int i, idx, unknown = 0;
+	u64 bytes = 0;
 
 	pd = pegpu_dma_get(dev, &idx);
 	if (!pd) {
@@ -482,9 +650,13 @@ static void pegpu_dma_unmap_sg(struct device *dev, struct scatterlist *sgl, int 
 		for_each_sg(sgl, s, nents, i)
 			if (pegpu_lookup(pd, sg_dma_address(s), &phys))
 				pegpu_sync_for_cpu(pd, dev, phys, sg_dma_len(s), dir);
+	for_each_sg(sgl, s, nents, i)
+		bytes += sg_dma_len(s);
 
 	spin_lock_irqsave(&pd->lock, flags);
 	pd->drv.unmap_calls++;
+	if (nents > 0)
+		pegpu_rec_unmap(pd, PEGPU_TK_SG, sg_dma_address(sgl), bytes, pegpu_dir_flags(dir));
 	pd->nent = 0;
 	for_each_sg(sgl, s, nents, i) {
 		int r = pgc_unmap(&pd->pgc, sg_dma_address(s), sg_dma_len(s), &req);
@@ -509,6 +681,7 @@ static void *pegpu_dma_alloc(struct device *dev, size_t size, dma_addr_t *handle
 	struct pegpu_dma *pd;
 	void *cpu = NULL;
 	dma_addr_t h, dma;
+	struct pegpu_try t;
 	int idx;
 
 	pd = pegpu_dma_get(dev, &idx);
@@ -519,8 +692,15 @@ static void *pegpu_dma_alloc(struct device *dev, size_t size, dma_addr_t *handle
 	cpu = dma_alloc_attrs(&pd->pdev->dev, size, &h, gfp, attrs);
 	if (!cpu)
 		goto out;
-	dma = pegpu_map_range(pd, dev, dma_to_phys(&pd->pdev->dev, h), size, DMA_BIDIRECTIONAL,
-			      pegpu_coherent_limit(dev), "alloc");
+	/* The gfp says whether the caller may block: then it may wait for capacity. */
+	pegpu_try_init(&t, gfpflags_allow_blocking(gfp));
+	do {
+		pegpu_try_begin(pd, &t);
+		dma = pegpu_map_range(pd, dev, dma_to_phys(&pd->pdev->dev, h), size,
+				      DMA_BIDIRECTIONAL, pegpu_coherent_limit(dev),
+				      PEGPU_TK_COHERENT, &t, "alloc");
+	} while (dma == DMA_MAPPING_ERROR && pegpu_try_wait(pd, &t));
+	pegpu_try_end(pd, &t, dma != DMA_MAPPING_ERROR);
 	if (dma == DMA_MAPPING_ERROR) {
 		dma_free_attrs(&pd->pdev->dev, size, cpu, h, attrs);
 		cpu = NULL;
@@ -549,7 +729,7 @@ static void pegpu_dma_free(struct device *dev, size_t size, void *cpu, dma_addr_
 				     &dma, size);
 		goto out;
 	}
-	pegpu_unmap_range(pd, dev, dma, size, "free");
+	pegpu_unmap_range(pd, dev, dma, size, PEGPU_TK_COHERENT, DMA_BIDIRECTIONAL, "free");
 	dma_free_attrs(&pd->pdev->dev, size, cpu, phys_to_dma(&pd->pdev->dev, phys), attrs);
 out:
 	pegpu_dma_put(idx);
@@ -561,6 +741,7 @@ static struct page *pegpu_dma_alloc_pages(struct device *dev, size_t size, dma_a
 	struct pegpu_dma *pd;
 	struct page *page;
 	dma_addr_t h, dma;
+	struct pegpu_try t;
 	int idx;
 
 	pd = pegpu_dma_get(dev, &idx);
@@ -571,8 +752,14 @@ static struct page *pegpu_dma_alloc_pages(struct device *dev, size_t size, dma_a
 	page = dma_alloc_pages(&pd->pdev->dev, size, &h, dir, gfp);
 	if (!page)
 		goto out;
-	dma = pegpu_map_range(pd, dev, page_to_phys(page), size, dir,
-			      pegpu_coherent_limit(dev), "alloc_pages");
+	pegpu_try_init(&t, gfpflags_allow_blocking(gfp));
+	do {
+		pegpu_try_begin(pd, &t);
+		dma = pegpu_map_range(pd, dev, page_to_phys(page), size, dir,
+				      pegpu_coherent_limit(dev), PEGPU_TK_COHERENT, &t,
+				      "alloc_pages");
+	} while (dma == DMA_MAPPING_ERROR && pegpu_try_wait(pd, &t));
+	pegpu_try_end(pd, &t, dma != DMA_MAPPING_ERROR);
 	if (dma == DMA_MAPPING_ERROR) {
 		dma_free_pages(&pd->pdev->dev, size, page, h, dir);
 		page = NULL;
@@ -595,7 +782,7 @@ static void pegpu_dma_free_pages(struct device *dev, size_t size, struct page *p
 		pegpu_warn_gone(dev, "free_pages");
 		return;
 	}
-	pegpu_unmap_range(pd, dev, dma, size, "free_pages");
+	pegpu_unmap_range(pd, dev, dma, size, PEGPU_TK_COHERENT, dir, "free_pages");
 	dma_free_pages(&pd->pdev->dev, size, page,
 		       phys_to_dma(&pd->pdev->dev, page_to_phys(page)), dir);
 	pegpu_dma_put(idx);

@@ -6,23 +6,31 @@
  *   pegpu_dma_batch.c     the batch buffer and the doorbell
  *   pegpu_dma_ops.c       the dma_map_ops installed on the managed device
  *   pegpu_dma_debugfs.c   debugfs: stats, mappings
+ *   pegpu_dma_trace.c     the trace recorder and debugfs trace
  *   pegpu_dma_coalesce.c  lib/coalesce.c, compiled in
  *
  * Locking: pd->lock (spinlock, irqsave) covers the coalescer, the batch
- * buffer and the doorbell; nothing under it sleeps.  The instance list is
- * SRCU-protected so that dma_map_ops callbacks (any context, and alloc,
- * which may sleep) never race with remove freeing the instance.
+ * buffer, the doorbell and the trace ring; nothing under it sleeps or
+ * allocates.  Events are recorded under the same lock hold as the
+ * coalescer operation they describe, so the trace's order is the order in
+ * which the coalescer saw them and a replay reproduces its decisions.
+ * The instance list is SRCU-protected so that dma_map_ops callbacks (any
+ * context, and alloc or a backpressure wait, which may sleep) never race
+ * with remove freeing the instance.
  */
 #ifndef PEGPU_DMA_PRIV_H
 #define PEGPU_DMA_PRIV_H
 
 #include <linux/dma-map-ops.h>
 #include <linux/list.h>
+#include <linux/mutex.h>
 #include <linux/notifier.h>
 #include <linux/pci.h>
 #include <linux/spinlock.h>
+#include <linux/wait.h>
 
 #include "pegpu_dma.h"
+#include "pegpu/dma_trace.h"
 
 /*
  * The driver's batch buffer holds min(MAX_BATCH, this) entries: 16384
@@ -40,6 +48,30 @@
 #define PEGPU_XST_BROKEN	0x103	/* device returned an unusable IOVA */
 #define PEGPU_XST_NO_REPLY	0x104	/* device left the batch pending */
 #define PEGPU_XST_GONE		0x105	/* pegpu-dma instance removed */
+
+/* Module parameters read at run time (pegpu_dma_main.c). */
+extern unsigned int pegpu_wait_ms;
+/* Longest backpressure wait, whatever wait_ms says: keeps jiffies sums sane. */
+#define PEGPU_WAIT_MS_MAX	60000u
+
+/*
+ * The trace ring: a FIFO of wire records, filled under pd->lock by the map
+ * paths and drained by readers of debugfs `trace`.  A writer never
+ * overwrites: when a call's records do not fit, they are counted in `lost`
+ * and the next call that fits is preceded by one DROP record saying how
+ * many events are missing there.
+ */
+struct pegpu_dma_trace {
+	struct pegpu_trace_rec *rec;	/* NULL: not recording */
+	u32 mask;			/* capacity - 1 (a power of two) */
+	u64 head, tail;			/* records written, records read */
+	u64 lost;			/* events lost since the last DROP record */
+	u64 dropped;			/* events lost, in total */
+	u64 recorded;			/* events written, in total */
+	u64 t0;				/* ktime_get_ns() at the start */
+	u64 last_ts;			/* keeps timestamps non-decreasing */
+	u64 ram_base, ram_size;		/* span of System RAM, for the file header */
+};
 
 /* Per batch slot: which coalescer record a MAP is for, and its result. */
 struct pegpu_dma_slot {
@@ -86,6 +118,13 @@ struct pegpu_dma {
 	phys_addr_t batch_phys;
 	u64 seq;
 	struct pegpu_dma_drv_stats drv;
+	struct pegpu_dma_trace tr;
+	struct mutex tr_read;		/* debugfs trace readers take turns */
+
+	/* backpressure: maps waiting for capacity sleep here until an UNMAP */
+	wait_queue_head_t bp_wq;
+	u64 bp_gen;			/* under lock: bumped whenever UNMAPs were posted */
+	bool dying;			/* remove has begun: stop waiting */
 
 	struct dentry *dbg;
 };
@@ -121,5 +160,15 @@ void pegpu_dma_debugfs_exit(void);
 void pegpu_dma_debugfs_add(struct pegpu_dma *pd);
 void pegpu_dma_debugfs_remove(struct pegpu_dma *pd);
 void pegpu_dma_snapshot(struct pegpu_dma *pd, struct pegpu_dma_stats *st);
+
+/* pegpu_dma_trace.c: recording (pd->lock held, any context, never sleeps) */
+int pegpu_rec_init(struct pegpu_dma *pd, unsigned int records);
+void pegpu_rec_fini(struct pegpu_dma *pd);
+void pegpu_rec_map(struct pegpu_dma *pd, u8 kind, u64 id, u64 phys, u64 len, u8 dir,
+		   bool failed);
+void pegpu_rec_sg(struct pegpu_dma *pd, struct scatterlist *sgl, int nents, u8 dir,
+		  bool failed);
+void pegpu_rec_unmap(struct pegpu_dma *pd, u8 kind, u64 id, u64 len, u8 dir);
+extern const struct file_operations pegpu_rec_fops;
 
 #endif /* PEGPU_DMA_PRIV_H */

@@ -5,8 +5,10 @@
  * coherent ring through the (emulated) DART, like a GPU running command
  * buffers.
  *
- *   pegpu_dmatest_main.c   PCI driver, device access, case bookkeeping
- *   pegpu_dmatest_cases.c  the cases
+ *   pegpu_dmatest_main.c    PCI driver, device access, case bookkeeping
+ *   pegpu_dmatest_cases.c   the self-test and refusal cases
+ *   pegpu_dmatest_replay.c  replay of a DMA trace (replay=)
+ *   pegpu_dmatest_bp.c      backpressure cases (backpressure=1)
  */
 #ifndef PEGPU_DMATEST_H
 #define PEGPU_DMATEST_H
@@ -76,5 +78,20 @@ void dt_mem_free(struct dt_mem *m);
 /* pegpu_dmatest_cases.c */
 void dt_run_selftest(struct dt_ctx *t);
 void dt_run_refusal(struct dt_ctx *t);
+/* ... the pieces every run shares */
+u64 dt_fnv(const void *buf, size_t len);
+u64 dt_since(const struct pegpu_dma_stats *a, const struct pegpu_dma_stats *b,
+	     enum pegpu_dma_counter c);
+void dt_begin_run(struct dt_ctx *t);
+bool dt_case_ring(struct dt_ctx *t);
+void dt_case_faults(struct dt_ctx *t, bool refusals_ok);
+void dt_case_teardown(struct dt_ctx *t);
+void dt_summary(struct dt_ctx *t);
+
+/* pegpu_dmatest_replay.c */
+void dt_run_replay(struct dt_ctx *t, const char *name, unsigned int verify_every);
+
+/* pegpu_dmatest_bp.c */
+void dt_run_backpressure(struct dt_ctx *t);
 
 #endif /* PEGPU_DMATEST_H */

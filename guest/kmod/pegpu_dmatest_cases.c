@@ -27,8 +27,8 @@
 #define DT_RANDOM_BUFS		128
 #define DT_GUARD		64
 
-static u64 dt_since(const struct pegpu_dma_stats *a, const struct pegpu_dma_stats *b,
-		    enum pegpu_dma_counter c)
+u64 dt_since(const struct pegpu_dma_stats *a, const struct pegpu_dma_stats *b,
+	     enum pegpu_dma_counter c)
 {
 	return dt_dev_counter(b, c) - dt_dev_counter(a, c);
 }
@@ -42,7 +42,7 @@ static u64 dt_now_since(struct dt_ctx *t, const struct pegpu_dma_stats *a,
 	return dt_since(a, &now, c);
 }
 
-static u64 dt_fnv(const void *buf, size_t len)
+u64 dt_fnv(const void *buf, size_t len)
 {
 	return pegpu_fnv1a64(PEGPU_FNV1A64_INIT, buf, len);
 }
@@ -58,7 +58,7 @@ static u64 dt_doorbells_for(struct dt_ctx *t, u64 entries)
 }
 
 /* The descriptor ring (a coherent allocation) and a first coherent round trip. */
-static bool dt_case_ring(struct dt_ctx *t)
+bool dt_case_ring(struct dt_ctx *t)
 {
 	dma_addr_t sd;
 	void *scratch;
@@ -877,7 +877,7 @@ static void dt_case_api(struct dt_ctx *t)
 }
 
 /* Neither device saw a bad access, and pegpu-dma saw no malformed entry. */
-static void dt_case_faults(struct dt_ctx *t, bool refusals_ok)
+void dt_case_faults(struct dt_ctx *t, bool refusals_ok)
 {
 	u64 faults, dfaults, errors, refusals;
 
@@ -898,7 +898,7 @@ static void dt_case_faults(struct dt_ctx *t, bool refusals_ok)
 }
 
 /* Free the ring: nothing of ours may stay mapped. */
-static void dt_case_teardown(struct dt_ctx *t)
+void dt_case_teardown(struct dt_ctx *t)
 {
 	struct pegpu_dma_stats now;
 
@@ -917,7 +917,7 @@ static void dt_case_teardown(struct dt_ctx *t)
 	dt_case_end(t);
 }
 
-static void dt_begin_run(struct dt_ctx *t)
+void dt_begin_run(struct dt_ctx *t)
 {
 	dt_stats(t, &t->run0);
 	t->faults0 = dt_faults(t);
@@ -930,7 +930,7 @@ static void dt_begin_run(struct dt_ctx *t)
 		 t->run0.lim.max_mappings, t->expect_refusal ? ", refusal cases" : "");
 }
 
-static void dt_summary(struct dt_ctx *t)
+void dt_summary(struct dt_ctx *t)
 {
 	struct pegpu_dma_stats end;
 

@@ -5,8 +5,9 @@
  * dma_map_ops on this device, so everything below uses the normal DMA API
  * and goes through the (emulated) DART.
  *
- * At probe it runs the self-test and prints one line per case and one
- * summary line, for the kernel-tier harness to parse:
+ * At probe it runs the self-test (or, by parameter, the refusal cases, a
+ * trace replay or the backpressure cases) and prints one line per case and
+ * one summary line, for the kernel-tier harness to parse:
  *
  *   PEGPU_SELFTEST_CASE name=<n> result=PASS|FAIL maps=N doorbells=N [detail=...]
  *   PEGPU_SELFTEST result=PASS|FAIL cases=N failed=N bytes_verified=N doorbells=N
@@ -20,6 +21,7 @@
 #include <linux/delay.h>
 #include <linux/io.h>
 #include <linux/module.h>
+#include <linux/scatterlist.h>
 #include <linux/slab.h>
 
 #include "compat.h"
@@ -30,10 +32,29 @@ module_param(expect_refusal, bool, 0444);
 MODULE_PARM_DESC(expect_refusal,
 		 "run the refusal cases (device started with tiny caps: 1 MiB, 16 mappings)");
 
-static bool leak;
-module_param(leak, bool, 0444);
+static uint leak;
+module_param(leak, uint, 0444);
 MODULE_PARM_DESC(leak,
-		 "test only: leave one mapping behind after the self-test, for pegpu_dma's unload drain");
+		 "test only: leave this many buffers mapped after the run (single, sg, coherent in turn), for pegpu_dma's unload drain and reset tests");
+
+static bool selftest = true;
+module_param(selftest, bool, 0444);
+MODULE_PARM_DESC(selftest, "run the self-test at probe (default Y; N: only leak=, if set)");
+
+static char *replay;
+module_param(replay, charp, 0444);
+MODULE_PARM_DESC(replay,
+		 "replay this DMA trace (firmware name, e.g. pegpu/replay.trace) instead of the self-test");
+
+static uint verify_every = 4;
+module_param(verify_every, uint, 0444);
+MODULE_PARM_DESC(verify_every,
+		 "replay: move and check data through the device for every n-th call (default 4; 0 = none)");
+
+static bool backpressure;
+module_param(backpressure, bool, 0444);
+MODULE_PARM_DESC(backpressure,
+		 "run the backpressure cases (tiny caps, pegpu_dma cluster_size=0 wait_ms>0)");
 
 static uint seed = 0x9e9e;
 module_param(seed, uint, 0444);
@@ -318,22 +339,69 @@ void dt_mem_free(struct dt_mem *m)
 }
 
 /*
- * leak=1: map a buffer and never unmap it (nor free it: the device may
- * still reach it), so that unloading pegpu_dma has a mapping to drain.
+ * leak=N: map N buffers and never unmap them (nor free them: the device
+ * may still reach them), so that unloading pegpu_dma, or a reboot, has
+ * mappings to release: 4 KiB single maps (sharing a cluster), 1 MiB single
+ * maps (exact mappings), 4-entry scatterlists and 64 KiB coherent buffers,
+ * in turn.
  */
-static void dt_leak(struct dt_ctx *t)
+static void dt_leak(struct dt_ctx *t, unsigned int n)
 {
-	void *buf = kzalloc(SZ_4K, GFP_KERNEL);
+	unsigned int i, done = 0;
+	struct scatterlist *sgl;
+	struct page *page;
 	dma_addr_t dma;
+	void *buf;
+	int j;
 
-	if (!buf)
-		return;
-	dma = dma_map_single(t->dev, buf, SZ_4K, DMA_BIDIRECTIONAL);
-	if (dma_mapping_error(t->dev, dma)) {
-		kfree(buf);
-		return;
+	for (i = 0; i < n; i++) {
+		switch (i % 4) {
+		case 0:
+			buf = kzalloc(SZ_4K, GFP_KERNEL);
+			if (!buf)
+				continue;
+			dma = dma_map_single(t->dev, buf, SZ_4K, DMA_BIDIRECTIONAL);
+			if (dma_mapping_error(t->dev, dma)) {
+				kfree(buf);
+				continue;
+			}
+			break;
+		case 1:
+			page = alloc_pages(GFP_KERNEL | __GFP_ZERO, get_order(SZ_1M));
+			if (!page)
+				continue;
+			dma = dma_map_page(t->dev, page, 0, SZ_1M, DMA_TO_DEVICE);
+			if (dma_mapping_error(t->dev, dma)) {
+				__free_pages(page, get_order(SZ_1M));
+				continue;
+			}
+			break;
+		case 2:
+			sgl = kcalloc(4, sizeof(*sgl), GFP_KERNEL);
+			buf = kzalloc(4 * PAGE_SIZE, GFP_KERNEL);
+			if (!sgl || !buf) {
+				kfree(sgl);
+				kfree(buf);
+				continue;
+			}
+			sg_init_table(sgl, 4);
+			for (j = 0; j < 4; j++)
+				sg_set_buf(&sgl[j], buf + j * PAGE_SIZE, 512);
+			if (dma_map_sg(t->dev, sgl, 4, DMA_FROM_DEVICE) != 4) {
+				kfree(sgl);
+				kfree(buf);
+				continue;
+			}
+			break;
+		default:
+			if (!dma_alloc_coherent(t->dev, SZ_64K, &dma, GFP_KERNEL))
+				continue;
+			break;
+		}
+		done++;
 	}
-	dev_warn(t->dev, "leak=1: left a 4096-byte mapping at %pad for pegpu_dma's unload\n", &dma);
+	dev_warn(t->dev, "leak=%u: left %u buffers mapped for pegpu_dma's unload or a reset\n",
+		 n, done);
 }
 
 static int dt_probe(struct pci_dev *pdev, const struct pci_device_id *id)
@@ -386,12 +454,16 @@ static int dt_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		return 0;
 	}
 
-	if (t->expect_refusal)
+	if (replay && *replay)
+		dt_run_replay(t, replay, verify_every);
+	else if (backpressure)
+		dt_run_backpressure(t);
+	else if (t->expect_refusal)
 		dt_run_refusal(t);
-	else
+	else if (selftest)
 		dt_run_selftest(t);
 	if (leak)
-		dt_leak(t);
+		dt_leak(t, leak);
 	return 0;
 }
 

@@ -5,6 +5,8 @@ guest scenarios of guest-init.sh, read the device counters over QMP and
 check what must hold.
 
     kernel_tier.py check --arch arm64 --scenario normal --initrd X [--json OUT]
+    kernel_tier.py check --arch arm64 --scenario replay --initrd X \
+        --dmatrace build/.../pegpu-dmatrace --trace replay.trace
     kernel_tier.py demo  --arch arm64 --initrd X
 
 Paths to QEMU, firmware and kernels come from the environment variables
@@ -12,6 +14,8 @@ that machine/qemu/build.sh and scripts/fetch-kernels.sh print.  Prints one
 `PASS name` / `FAIL name: why` line per check; exits 1 if any failed.
 """
 import argparse
+import base64
+import binascii
 import json
 import os
 import re
@@ -29,6 +33,11 @@ DMATEST_COUNTERS = ["faults", "bytes-read", "bytes-written", "descs"]
 # Caps of the error scenario: small enough that the self-test can hit both.
 ERROR_CAPS = {"max-mapped-bytes": 1 << 20, "max-mappings": 16}
 DEFAULT_CAPS = {"max-mapped-bytes": 1536 << 20, "max-mappings": 65536}
+SCENARIOS = ["normal", "errors", "replay", "recovery", "backpressure"]
+# the backpressure cases fill these caps with 64 KiB buffers (1 + 15 mappings)
+SCENARIO_CAPS = {"errors": ERROR_CAPS, "backpressure": ERROR_CAPS}
+# guest reboots a scenario makes (QEMU then runs without -no-reboot)
+SCENARIO_REBOOTS = {"recovery": 1}
 
 ARCHES = {
     "arm64": {
@@ -111,7 +120,20 @@ class Qmp:
         return False
 
 
-def boot(arch, scenario, initrd, caps, timeout, workdir):
+def wait_serial(path, text, count, deadline):
+    """Wait until text occurs count times in the serial log."""
+    while time.time() < deadline:
+        try:
+            with open(path, errors="replace") as f:
+                if f.read().count(text) >= count:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def boot(arch, scenario, initrd, caps, timeout, workdir, reboots=0):
     a = ARCHES[arch]
     qemu = env(a["qemu"])
     sock = os.path.join(workdir, "qmp.sock")
@@ -119,7 +141,8 @@ def boot(arch, scenario, initrd, caps, timeout, workdir):
     dma = f"pegpu-dma,id=dma0,managed=gpu0,max-mapped-bytes={caps['max-mapped-bytes']}," \
           f"max-mappings={caps['max-mappings']}"
     argv = [qemu, "-accel", "tcg", *a["machine"], "-m", "512M", "-smp", "2",
-            "-display", "none", "-monitor", "none", "-nic", "none", "-no-reboot", "-no-shutdown",
+            "-display", "none", "-monitor", "none", "-nic", "none",
+            *([] if reboots else ["-no-reboot"]), "-no-shutdown",
             "-serial", f"file:{serial}", "-qmp", f"unix:{sock},server=on,wait=off",
             "-kernel", env(a["kernel"]), "-initrd", initrd,
             "-append", f"console={a['console']} panic=-1 loglevel=4 pegpu.scenario={scenario}",
@@ -133,6 +156,22 @@ def boot(arch, scenario, initrd, caps, timeout, workdir):
     res = {"argv": argv, "arch": arch, "scenario": scenario, "caps": caps}
     try:
         q = Qmp(sock, t0 + 30)
+        res["resets"] = []
+        for n in range(reboots):
+            if not q.wait_event("RESET", t0 + timeout):
+                break
+            q.events = [e for e in q.events if e["event"] != "RESET"]
+            # right after the reset, before the next boot's driver loads
+            res["resets"].append({c: q.cmd("qom-get", path="/machine/peripheral/dma0",
+                                           property=c) for c in COUNTERS})
+            # SeaBIOS resets the machine once more on its way to a warm boot:
+            # wait for the next boot's /init before counting further resets
+            if not wait_serial(serial, "PEGPU_GUEST kernel=", n + 2, t0 + timeout):
+                break
+            q.events = [e for e in q.events if e["event"] != "RESET"]
+        if reboots:
+            # one more reboot (a panic with panic=-1, say) ends the run
+            q.cmd("set-action", reboot="shutdown")
         res["shutdown"] = q.wait_event("SHUTDOWN", t0 + timeout)
         res["seconds"] = round(time.time() - t0, 1)
         # QEMU still answering after everything the guest threw at it
@@ -299,6 +338,243 @@ def check_errors(ck, res):
     ck("errors-counted", c.get("errors", 0) >= len(cases) - 1, f"errors={c.get('errors')}")
 
 
+def debugfs(text, tag):
+    """The debugfs stats dump tagged tag (guest-init.sh dump_debugfs), as a
+    name -> int dict; {} if it is missing."""
+    m = re.search(r"PEGPU_DEBUGFS_BEGIN " + re.escape(tag) + r"\n(.*?)PEGPU_DEBUGFS_END", text,
+                  re.S)
+    out = {}
+    for ln in (m.group(1).splitlines() if m else []):
+        f = ln.split()
+        if len(f) == 2:
+            try:
+                out[f[0]] = int(f[1], 0)
+            except ValueError:
+                pass
+    return out
+
+
+B64 = re.compile(r"^[A-Za-z0-9+/=]+$")
+
+
+def trace_blob(serial, tag):
+    """The binary trace guest-init.sh printed in base64 (dump_trace tag), or None."""
+    m = re.search(r"PEGPU_TRACE_BEGIN tag=" + re.escape(tag) + r" bytes=(\d+)\n(.*?)PEGPU_TRACE_END",
+                  serial, re.S)
+    if not m:
+        return None
+    text = "".join(ln.strip() for ln in m.group(2).splitlines() if B64.match(ln.strip()))
+    try:
+        blob = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return blob if len(blob) == int(m.group(1)) else None
+
+
+def dmatrace_replay(tool, path, *args):
+    """Run pegpu-dmatrace replay; its key=value line as a dict of ints (and why)."""
+    try:
+        p = subprocess.run([tool, "replay", path, *args], capture_output=True, text=True,
+                           timeout=120)
+    except OSError as e:
+        return {"error": str(e)}
+    kv = dict(KV.findall(p.stdout))
+    out = {k: int(v) if v.isdigit() else v for k, v in kv.items()}
+    if p.returncode or not out:
+        out["error"] = f"rc={p.returncode} {p.stderr.strip()[-300:]}"
+    return out
+
+
+def replay_recording(tool, blob, st):
+    """Replay a trace the guest recorded with the guest's configuration (debugfs st)."""
+    fd, path = tempfile.mkstemp(prefix="pegpu-rec-", suffix=".trace")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        return dmatrace_replay(tool, path, "--cluster", str(st.get("limits.cluster_size", 0)),
+                               "--max-mappings", str(st.get("limits.max_mappings", 0)),
+                               "--max-mapped-bytes", str(st.get("limits.max_mapped_bytes", 0)),
+                               "--max-batch", str(st.get("limits.max_batch", 0)))
+    finally:
+        os.unlink(path)
+
+
+# debugfs stats (left) that a user-space replay of the recording (right) must reproduce
+REPLAY_SAME = [("device.maps", "maps"), ("device.unmaps", "unmaps"),
+               ("device.doorbells", "doorbells"), ("device.entries", "entries"),
+               ("device.live-mappings", "live_mappings"),
+               ("device.peak-mappings", "peak_mappings"),
+               ("device.peak-mapped-bytes", "peak_mapped_bytes"),
+               ("coalescer.hits", "hits"), ("coalescer.misses", "misses")]
+
+
+def check_selftest_summary(ck, text, tag):
+    """One PEGPU_SELFTEST summary that passed, every case line passed."""
+    st = lines(text, "PEGPU_SELFTEST")
+    ck(tag + "summary", len(st) == 1 and st[0].get("result") == "PASS", f"summary {st}")
+    cases = lines(text, "PEGPU_SELFTEST_CASE")
+    bad = [(d.get("name"), d.get("detail")) for d in cases if d.get("result") != "PASS"]
+    ck(tag + "cases", cases and not bad, f"failed cases {bad}")
+    return {d.get("name"): d for d in cases}
+
+
+def check_replay(ck, res, tool, trace):
+    """A generated trace replayed in the guest; the guest's own recording,
+    replayed in user space, must give the counts the guest's debugfs shows."""
+    common_checks(ck, res)
+    s = res["serial"]
+    c = res.get("counters", {})
+    ck("no-faults", c.get("faults") == 0 and res.get("dmatest", {}).get("faults") == 0,
+       f"faults: device {c.get('faults')}, dmatest {res.get('dmatest', {}).get('faults')}")
+    ck("no-refusals-or-errors", c.get("refusals") == 0 and c.get("errors") == 0,
+       f"refusals {c.get('refusals')}, errors {c.get('errors')}")
+    check_selftest_summary(ck, s, "")
+    rp = lines(s, "PEGPU_REPLAY")
+    r = rp[0] if len(rp) == 1 else {}
+    want = dmatrace_replay(tool, trace) if tool and trace else {"error": "no --dmatrace/--trace"}
+    ck("replay-complete", r.get("result") == "PASS" and r.get("map_failures") == "0"
+       and r.get("calls") == str(want.get("trace_maps")) and r.get("unknown_unmaps") == "0"
+       and r.get("dup_ids") == "0",
+       f"guest {r or 'no PEGPU_REPLAY line'}, input trace has {want.get('trace_maps')} calls "
+       f"{want.get('error', '')}")
+    ck("replay-all-kinds", all(int(r.get(k, 0)) > 0 for k in ("single", "sg", "coherent")),
+       f"kinds single={r.get('single')} sg={r.get('sg')} coherent={r.get('coherent')}")
+    ck("replay-data-verified", int(r.get("verified", 0)) >= int(r.get("calls", 0)) // 8 > 0,
+       f"verified {r.get('verified')} of {r.get('calls')} calls")
+    ck("replay-nothing-left", r.get("live_at_end") == "0", f"live_at_end={r.get('live_at_end')}")
+
+    st = debugfs(s, "replay")
+    ck("trace-recorded", st.get("trace.capacity", 0) > 0 and st.get("trace.dropped") == 0
+       and st.get("trace.queued") == 0,
+       f"trace.capacity {st.get('trace.capacity')} dropped {st.get('trace.dropped')} "
+       f"queued {st.get('trace.queued')} (the dump must drain the ring)")
+    blob = trace_blob(s, "replay")
+    if not ck("trace-dumped", blob is not None, "no complete PEGPU_TRACE block in the serial log"):
+        return
+    got = replay_recording(tool, blob, st)
+    res["recorded_replay"] = got
+    ck("recording-replays", got.get("consistent") == 1 and not got.get("error"),
+       f"pegpu-dmatrace replay: {got}")
+    # every call of the input trace, plus the self-test's ring and scratch buffer
+    ck("recording-complete", got.get("trace_events") == st.get("trace.recorded")
+       and got.get("dropped") == 0 and got.get("skipped_failed") == 0
+       and got.get("unknown_unmaps") == 0 and got.get("dup_maps") == 0
+       and got.get("calls", 0) >= int(r.get("calls", 0)) + 2,
+       f"recorded {got.get('trace_events')} events of {st.get('trace.recorded')}, calls "
+       f"{got.get('calls')} (replayed {r.get('calls')}), dropped {got.get('dropped')}, unknown "
+       f"unmaps {got.get('unknown_unmaps')}, duplicate ids {got.get('dup_maps')}")
+    diff = [f"{a}={st.get(a)} vs {b}={got.get(b)}" for a, b in REPLAY_SAME
+            if st.get(a) is None or st.get(a) != got.get(b)]
+    ck("recording-replays-to-same-counts", not diff, "; ".join(diff))
+
+
+def check_recovery(ck, res, tool, trace):
+    """Mappings left live survive neither an unload/reload of pegpu_dma nor a
+    guest reboot: the device is empty before any driver loads again."""
+    common_checks(ck, res)
+    s = res["serial"]
+    parts = s.split("PEGPU_RECOVERY reboot")
+    boot1 = parts[0]
+    boot2 = parts[1] if len(parts) == 2 else ""
+    ck("two-boots", "PEGPU_RECOVERY boot=1" in boot1 and "PEGPU_RECOVERY boot=2" in boot2
+       and len(res.get("resets", [])) == 1,
+       f"boot 1 {'PEGPU_RECOVERY boot=1' in boot1}, boot 2 {'PEGPU_RECOVERY boot=2' in boot2}, "
+       f"QMP resets {len(res.get('resets', []))}")
+    regs = {d.get("tag"): d for d in lines(s, "PEGPU_DEVREGS")}
+    first = lines(boot1, "PEGPU_DEVREGS")
+    ck("boot1-fresh-device", first and first[0].get("tag") == "boot" and first[0].get("maps") == "0",
+       f"boot 1 registers {first[:1]}")
+    leaked = debugfs(boot1, "leaked")
+    n_leak = leaked.get("device.live-mappings", 0)
+    ck("mappings-left-live", n_leak >= 3 and leaked.get("coalescer.live_buffers", 0) >= 8,
+       f"after leak=8: device live mappings {n_leak}, "
+       f"buffers {leaked.get('coalescer.live_buffers')}")
+    drained = re.findall(r"unmapped (\d+) mappings left by", boot1)
+    ck("unload-drains-leaks", drained[:1] == [str(n_leak)],
+       f"unload drained {drained}, {n_leak} were live")
+    un = regs.get("unloaded", {})
+    ck("device-empty-after-unload", un.get("live") == "0" and un.get("mapped") == "0",
+       f"registers after unload {un or 'missing'}")
+    rl = debugfs(boot1, "reloaded")
+    ck("reload-starts-empty", rl and rl.get("device.live-mappings") == 0
+       and rl.get("coalescer.live_records") == 0, f"after reload {rl or 'no dump'}")
+    again = debugfs(boot1, "leaked_again").get("device.live-mappings", 0)
+    ck("live-at-reboot", again >= 3, f"{again} mappings live when the guest rebooted")
+    after = (res.get("resets") or [{}])[0]
+    ck("reset-releases-all", after.get("live-mappings") == 0 and after.get("mapped-bytes") == 0,
+       f"QMP right after the reset: {after or 'no RESET event'}")
+    b2 = lines(boot2, "PEGPU_DEVREGS")
+    b2 = b2[0] if b2 else {}
+    ck("boot2-empty-before-driver", b2.get("live") == "0" and b2.get("mapped") == "0"
+       and int(b2.get("maps", 0)) > 0 and int(b2.get("resets", 0)) > int(first[0].get("resets", 0)
+                                                                       if first else 0),
+       f"boot 2 registers before any driver {b2 or 'missing'}, boot 1's {first[:1]}")
+    check_selftest_summary(ck, boot2, "boot2-")
+    rp = lines(boot2, "PEGPU_REPLAY")
+    ck("boot2-replay", len(rp) == 1 and rp[0].get("result") == "PASS"
+       and rp[0].get("map_failures") == "0", f"replay after the reboot {rp}")
+
+
+def check_backpressure(ck, res, tool):
+    """Tiny caps: sleepable maps wait for an unmap and succeed, or give up
+    after wait_ms; atomic ones fail at once."""
+    common_checks(ck, res)
+    s = res["serial"]
+    c = res.get("counters", {})
+    ck("no-faults", c.get("faults") == 0 and res.get("dmatest", {}).get("faults") == 0,
+       f"faults: device {c.get('faults')}, dmatest {res.get('dmatest', {}).get('faults')}")
+    cases = check_selftest_summary(ck, s, "")
+    want = ["bp_setup", "bp_atomic_no_wait", "bp_wait_coherent", "bp_wait_streaming",
+            "bp_timeout"]
+    ck("all-cases-ran", all(n in cases for n in want), f"cases {sorted(cases)}")
+    st = debugfs(s, "backpressure")
+    stream = st.get("limits.wait_streaming")
+    co = detail(cases.get("bp_wait_coherent"))
+    ck("sleepable-alloc-waited", 100 <= int(co.get("coherent_waited_ms", -1)) < 1000,
+       f"bp_wait_coherent detail {co}")
+    sm = detail(cases.get("bp_wait_streaming"))
+    if stream:
+        ck("sleepable-map-waited", 100 <= int(sm.get("single_waited_ms", -1)) < 1000
+           and 100 <= int(sm.get("sg_waited_ms", -1)) < 1000, f"bp_wait_streaming detail {sm}")
+    else:
+        # no CONFIG_PREEMPT_COUNT: streaming maps cannot tell a spinlock is held
+        ck("streaming-map-never-waits", sm.get("streaming_waits") == "0",
+           f"bp_wait_streaming detail {sm}")
+    at = detail(cases.get("bp_atomic_no_wait"))
+    ck("atomic-fails-at-once", at.get("nowait") == "3" and at.get("fill") == "15",
+       f"bp_atomic_no_wait detail {at}")
+    ck("timeout", 750 <= int(detail(cases.get("bp_timeout")).get("gave_up_after_ms", -1)),
+       f"bp_timeout detail {detail(cases.get('bp_timeout'))}")
+    waits = 4 if stream else 2
+    ck("counters", st.get("driver.bp_waits") == waits and st.get("driver.bp_wait_ok") == waits - 1
+       and st.get("driver.bp_timeouts") == 1 and st.get("driver.bp_nowait", 0) >= 3,
+       f"bp_waits {st.get('driver.bp_waits')} (want {waits}), ok {st.get('driver.bp_wait_ok')}, "
+       f"timeouts {st.get('driver.bp_timeouts')}, nowait {st.get('driver.bp_nowait')}")
+    peaks = device_peaks(s)
+    caps = res["caps"]
+    ck("caps-never-exceeded", peaks and peaks[0] <= caps["max-mappings"]
+       and peaks[1] <= caps["max-mapped-bytes"], f"device peaks {peaks} vs caps {caps}")
+
+    # the 16-record trace ring overflowed twice around a partial read: the
+    # two reads together are one stream with a DROP at each gap, and every
+    # event is either in it or counted in a DROP
+    head, rest = trace_blob(s, "head"), trace_blob(s, "rest")
+    tr = debugfs(s, "traced")
+    if not ck("trace-reads", head is not None and len(head) == 64 + 4 * 32 and rest is not None
+              and len(rest) >= 64, f"head {head and len(head)} bytes, rest {rest and len(rest)}"):
+        return
+    got = replay_recording(tool, head + rest[64:], tr)
+    ck("trace-drops-marked", got.get("consistent") == 1 and got.get("trace_drop_records") == 2
+       and got.get("dropped") == tr.get("trace.dropped") and tr.get("trace.dropped", 0) > 0,
+       f"stream: {got.get('trace_drop_records')} DROP records for {got.get('dropped')} events, "
+       f"debugfs trace.dropped {tr.get('trace.dropped')}, replay {got.get('consistent')} "
+       f"{got.get('error', '')}")
+    ck("trace-lossless", got.get("trace_events", 0) - got.get("trace_drop_records", 0)
+       == tr.get("trace.recorded") and tr.get("trace.queued") == 0,
+       f"{got.get('trace_events')} records ({got.get('trace_drop_records')} DROPs) read, "
+       f"debugfs trace.recorded {tr.get('trace.recorded')} queued {tr.get('trace.queued')}")
+
+
 def fmt_bytes(n):
     n = int(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -348,17 +624,20 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("mode", choices=["check", "demo"])
     ap.add_argument("--arch", choices=sorted(ARCHES), required=True)
-    ap.add_argument("--scenario", choices=["normal", "errors"], default="normal")
+    ap.add_argument("--scenario", choices=SCENARIOS, default="normal")
     ap.add_argument("--initrd", required=True)
     ap.add_argument("--timeout", type=int, default=240)
     ap.add_argument("--json", help="write the full result here")
     ap.add_argument("--keep", help="copy the serial log here")
+    ap.add_argument("--dmatrace", help="tools/pegpu-dmatrace binary (replay, recovery)")
+    ap.add_argument("--trace", help="the trace the guest replays (replay, recovery)")
     args = ap.parse_args()
 
-    caps = ERROR_CAPS if args.scenario == "errors" else DEFAULT_CAPS
+    caps = SCENARIO_CAPS.get(args.scenario, DEFAULT_CAPS)
     work = tempfile.mkdtemp(prefix="pegpu-kt-")
     try:
-        res = boot(args.arch, args.scenario, args.initrd, caps, args.timeout, work)
+        res = boot(args.arch, args.scenario, args.initrd, caps, args.timeout, work,
+                   SCENARIO_REBOOTS.get(args.scenario, 0))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
@@ -368,7 +647,17 @@ def main():
         with open(args.keep, "w") as f:
             f.write(res["serial"])
     ck = Checks(f"kernel/{args.arch}/{args.scenario}/")
-    summary = check_normal(ck, res) if args.scenario == "normal" else check_errors(ck, res)
+    summary = {}
+    if args.scenario == "normal":
+        summary = check_normal(ck, res)
+    elif args.scenario == "errors":
+        check_errors(ck, res)
+    elif args.scenario == "replay":
+        check_replay(ck, res, args.dmatrace, args.trace)
+    elif args.scenario == "recovery":
+        check_recovery(ck, res, args.dmatrace, args.trace)
+    else:
+        check_backpressure(ck, res, args.dmatrace)
     if ck.failed:
         print("---- last lines of the serial log ----")
         print("\n".join(res["serial"].splitlines()[-40:]))
