@@ -75,7 +75,8 @@ for tier in $tiers; do
 	qemu|kernel|fuzz|serve|llama)
 		args=()	# serve and llama build user space: they reuse the unit tier's tree
 		case $tier in serve|llama) args=("$top/build/meson") ;; esac
-		out=$("$top/tests/$tier/run.sh" "${args[@]}" 2>&1 | tee "$log/$tier.log" | grep -E '^(PASS|FAIL) ' ; exit "${PIPESTATUS[0]}")
+		out=$("$top/tests/$tier/run.sh" "${args[@]}" 2>&1 | tee "$log/$tier.log" | grep -E '^(PASS|FAIL) ' |
+			sed -E "/^(PASS|FAIL) $tier\//! s#^(PASS|FAIL) #\1 $tier/#"; exit "${PIPESTATUS[0]}")
 		rc=$?
 		printf '%s\n' "$out"
 		count "$tier" "$out" "$rc"
