@@ -173,7 +173,7 @@ static int create_run(int argc, char **argv)
 	char err[2048], cache[PATH_MAX], base[PATH_MAX], qemu[PATH_MAX], qimg[PATH_MAX];
 	char debpath[PATH_MAX], sizearg[32], *out = NULL;
 	double timeout = 1800, t0 = now_s();
-	bool no_start = false, json = false, set_accel = false, set_net = false;
+	bool no_start = false, json = false, set_accel = false;
 	struct strv pkgs, ports, gpus;
 	int o, rc = PEGPU_EXIT_FAIL;
 	long serial_off = 0;
@@ -231,8 +231,8 @@ static int create_run(int argc, char **argv)
 		c->accel = opt.accel;
 	if (c->accel == VM_ACCEL_HVF && c->arch != VM_ARCH_AARCH64)
 		c->accel = VM_ACCEL_TCG;	/* an x86_64 guest on a Mac is emulated */
-	if (c->accel != VM_ACCEL_HVF && c->net == VM_NET_VMNET && !set_net)
-		c->net = VM_NET_USER;
+	if (c->accel != VM_ACCEL_HVF)
+		c->net = VM_NET_USER;	/* vmnet needs macOS */
 	c->cpus = opt.cpus;
 	c->memory_mib = opt.memory_mib;
 	c->disk_gib = opt.disk_gib;

@@ -41,6 +41,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 	pegpu_as_root env DEBIAN_FRONTEND=noninteractive apt-get -q update >&2
 	pegpu_as_root env DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-recommends "${missing[@]}" >&2 ||
 		pegpu_die "apt-get install failed; the packages needed are: ${missing[*]}"
+	# cloud-init is here for its schema check of the user-data pegpu generates,
+	# not to configure this host: when we brought it in, keep it from running
+	# at boot (its documented off switch).  A host that had it already is left alone.
+	case " ${missing[*]} " in
+	*" cloud-init "*) pegpu_as_root sh -c 'mkdir -p /etc/cloud && touch /etc/cloud/cloud-init.disabled' ;;
+	esac
 else
 	pegpu_log "host packages: all present"
 fi

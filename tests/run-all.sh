@@ -8,6 +8,8 @@
 # fuzz:   libFuzzer targets, a fixed budget each (tests/fuzz/run.sh, ~1.5 min)
 # serve:  pegpu serve against a fake upstream (tests/serve/run.sh)
 # llama:  pegpu plan and real split runs with Debian sid's llama.cpp (tests/llama/run.sh)
+# system: full guests under the pegpu runtime (tests/system/run.sh; ~20 min + image
+#         build; not in the default run yet)
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -72,7 +74,7 @@ for tier in $tiers; do
 		unit_build build/meson unit
 		unit_build build/meson-asan unit-asan -Db_sanitize=address,undefined -Db_lundef=false
 		;;
-	qemu|kernel|fuzz|serve|llama)
+	qemu|kernel|fuzz|serve|llama|system)
 		args=()	# serve and llama build user space: they reuse the unit tier's tree
 		case $tier in serve|llama) args=("$top/build/meson") ;; esac
 		out=$("$top/tests/$tier/run.sh" "${args[@]}" 2>&1 | tee "$log/$tier.log" | grep -E '^(PASS|FAIL) ' |
@@ -81,7 +83,7 @@ for tier in $tiers; do
 		printf '%s\n' "$out"
 		count "$tier" "$out" "$rc"
 		;;
-	*) echo "FAIL $tier: unknown tier (unit, qemu, kernel, fuzz, serve, llama)"; failed=$((failed + 1)) ;;
+	*) echo "FAIL $tier: unknown tier (unit, qemu, kernel, fuzz, serve, llama, system)"; failed=$((failed + 1)) ;;
 	esac
 done
 echo "$passed passed, $failed failed"

@@ -215,7 +215,6 @@ bool instance_recover(struct vm_instance *in)
 	bool stale = false;
 
 	if (instance_live_state(in) == VM_ST_CRASHED) {
-		in->st.state = VM_ST_CRASHED;
 		in->st.state = (enum vm_state)vm_state_next(VM_ST_CRASHED, VM_EV_RECOVER, in->st.provisioned);
 		snprintf(in->st.last_stop, sizeof(in->st.last_stop), "crashed");
 		stale = true;

@@ -538,11 +538,10 @@ fail:
 
 /* --- the stop ladder ------------------------------------------------------ */
 
-static bool wait_exit(struct vm_instance *in, pid_t pid, double secs)
+static bool wait_exit(pid_t pid, double secs)
 {
 	double end = now_s() + secs;
 
-	(void)in;
 	while (now_s() < end) {
 		if (!pid_alive(pid))
 			return true;
@@ -600,7 +599,7 @@ int vm_stop(struct vm_instance *in, const struct vm_stop_opts *o, char *err, siz
 	/* 1: the guest powers itself off: services stop, disks sync */
 	if (in->st.ssh_port && ssh_run(in, "sudo systemctl poweroff --no-block", NULL) == 0) {
 		vm_step(t0, "poweroff", "asked the guest over SSH");
-		if (wait_exit(in, pid, wait < 120 ? wait : 120)) {
+		if (wait_exit(pid, wait < 120 ? wait : 120)) {
 			vm_step(t0, "poweroff", "QEMU exited after %.0f s", now_s() - t0);
 			return finish_stop(in, "poweroff", err, errlen);
 		}
@@ -613,7 +612,7 @@ int vm_stop(struct vm_instance *in, const struct vm_stop_opts *o, char *err, siz
 	t = now_s();
 	if (qmp_simple(in, "system_powerdown", e2, sizeof(e2)) == 0) {
 		vm_step(t0, "acpi", "power button pressed (QMP system_powerdown); waiting up to %d s", wait);
-		if (wait_exit(in, pid, wait)) {
+		if (wait_exit(pid, wait)) {
 			vm_step(t0, "acpi", "QEMU exited after %.0f s", now_s() - t);
 			return finish_stop(in, "acpi", err, errlen);
 		}
@@ -631,14 +630,14 @@ int vm_stop(struct vm_instance *in, const struct vm_stop_opts *o, char *err, siz
 		instance_save_state(in);
 		return -1;
 	}
-	if (qmp_simple(in, "quit", e2, sizeof(e2)) == 0 && wait_exit(in, pid, 10)) {
+	if (qmp_simple(in, "quit", e2, sizeof(e2)) == 0 && wait_exit(pid, 10)) {
 		vm_step(t0, "quit", "QEMU quit (QMP)");
 		return finish_stop(in, "killed", err, errlen);
 	}
 	kill(pid, SIGTERM);
-	if (!wait_exit(in, pid, 10)) {
+	if (!wait_exit(pid, 10)) {
 		kill(pid, SIGKILL);
-		wait_exit(in, pid, 10);
+		wait_exit(pid, 10);
 	}
 	vm_step(t0, "kill", "QEMU killed");
 	return finish_stop(in, "killed", err, errlen);

@@ -36,7 +36,7 @@ now() { date +%s.%N; }
 secs() { printf '%.1f' "$(echo "$(now) - $1" | bc)"; }
 
 work=${PEGPU_SYSTEM_WORK:-$top/build/system}
-rm -rf "$work/home" "$work/cache" "$work/serve"
+rm -rf "$work/home" "$work/cache" "$work/serve" "$work/port" "$work/taken"
 mkdir -p "$work/home" "$work/cache" "$work/serve" "$work/logs"
 export PEGPU_HOME=$work/home
 # pegpu's image cache is this run's own (PEGPU_CACHE=$work/cache on each
@@ -80,7 +80,9 @@ fi
 
 # --- the guest image: built from Debian packages, cached by its inputs --------
 suite=${PEGPU_SYSTEM_SUITE:-trixie}
-key=$(pegpu_hash "$top/scripts/image-build.sh" "$top/scripts/lib/common.sh" "$suite")
+# relative paths: pegpu_hash hashes names too, and the key must not depend on
+# where the checkout is
+key=$(pegpu_hash scripts/image-build.sh scripts/lib/common.sh "$suite")
 imgdir=$PEGPU_CACHE/system-image/$key
 img=pegpu-$suite-amd64.qcow2
 if [ -f "$imgdir/SHA512SUMS" ] && [ -f "$imgdir/$img" ]; then
@@ -146,7 +148,7 @@ fi
 grep -E '^pegpu: \[' "$log/create.log" | sed 's/^/  /'
 
 # --- the guest: driver, SSH with the recorded host key, files, ports ------------
-if "$pegpu" ssh "$name" -- 'grep -q "^pegpu_dma " /proc/modules && dkms status pegpu-dma | grep -q installed' > "$log/lsmod.log" 2>&1; then
+if "$pegpu" ssh "$name" -- 'grep -q "^pegpu_dma " /proc/modules && /usr/sbin/dkms status pegpu-dma | grep -q installed' > "$log/lsmod.log" 2>&1; then
 	pass dkms/loaded "pegpu_dma in lsmod, dkms status installed"
 else
 	fail dkms/loaded "$(cat "$log/lsmod.log")"
@@ -178,7 +180,7 @@ else
 	fail cp/both-ways "the file did not come back intact"
 fi
 
-"$pegpu" ssh "$name" -- 'mkdir -p www && echo pegpu-port-ok > www/index.html && (cd www && nohup python3 -m http.server 8080 > /dev/null 2>&1 &)' ; sleep 3
+"$pegpu" ssh "$name" -- 'mkdir -p www && echo pegpu-port-ok > www/index.html && cd www && { nohup python3 -m http.server 8080 < /dev/null > /dev/null 2>&1 & }' ; sleep 3
 if "$pegpu" port add "$name" "$port_http:8080" > "$log/port.log" 2>&1 &&
    curl -fsS --max-time 20 "http://127.0.0.1:$port_http/" | grep -q pegpu-port-ok; then
 	pass port/live "127.0.0.1:$port_http -> guest 8080"
@@ -192,6 +194,9 @@ fi
 out=$("$pegpu" start "$name" 2>&1) && fail start/refuse-running "a second start succeeded" ||
 	{ grep -q "already running" <<< "$out" && pass start/refuse-running || fail start/refuse-running "$out"; }
 PEGPU_CACHE=$work/cache "$pegpu" create gpu1 --image "$url" --driver-deb "$deb" --gpu 0000:99:00.0 --no-start > "$log/gpu1.log" 2>&1
+# as if its first boot had finished without the guest driver (an unprovisioned
+# instance boots without the GPU anyway: that is the first run)
+printf '{"state": "stopped", "provisioned": true, "driver_installed": false}\n' > "$PEGPU_HOME/gpu1/state.json"
 out=$("$pegpu" start gpu1 2>&1) && fail start/refuse-gpu-before-driver "started" ||
 	{ grep -q "only once the guest driver is installed" <<< "$out" && pass start/refuse-gpu-before-driver || fail start/refuse-gpu-before-driver "$out"; }
 python3 -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); open("'"$work"'/taken","w").write(str(s.getsockname()[1])); time.sleep(60)' &
@@ -201,10 +206,18 @@ PEGPU_CACHE=$work/cache "$pegpu" create nq1 --image "$url" --no-guest-driver --p
 out=$("$pegpu" start nq1 --no-wait 2>&1) && fail start/refuse-port-taken "started" ||
 	{ grep -q "is taken by another program" <<< "$out" && pass start/refuse-port-taken || fail start/refuse-port-taken "$out"; }
 kill $taker 2>/dev/null
+echo "firmware: /nonexistent/OVMF_CODE.fd" >> "$PEGPU_HOME/nq1/pegpu.yaml"
+out=$("$pegpu" start nq1 --no-wait 2>&1) && fail start/refuse-no-firmware "started" ||
+	{ grep -q "no UEFI firmware" <<< "$out" && pass start/refuse-no-firmware || fail start/refuse-no-firmware "$out"; }
 echo "qemu: /nonexistent/qemu-system-x86_64" >> "$PEGPU_HOME/nq1/pegpu.yaml"
 out=$("$pegpu" start nq1 --no-wait 2>&1) && fail start/refuse-no-qemu "started" ||
 	{ grep -q "QEMU for x86_64 was not found" <<< "$out" && pass start/refuse-no-qemu || fail start/refuse-no-qemu "$out"; }
 "$pegpu" destroy nq1 > /dev/null 2>&1
+# with the driver but the NVIDIA stack wanted and missing
+printf '{"state": "stopped", "provisioned": true, "driver_installed": true}\n' > "$PEGPU_HOME/gpu1/state.json"
+sed -i "s/^nvidia: false/nvidia: true/" "$PEGPU_HOME/gpu1/pegpu.yaml"
+out=$("$pegpu" start gpu1 2>&1) && fail start/refuse-gpu-before-nvidia "started" ||
+	{ grep -q "NVIDIA driver is wanted but not installed" <<< "$out" && pass start/refuse-gpu-before-nvidia || fail start/refuse-gpu-before-nvidia "$out"; }
 "$pegpu" destroy gpu1 > /dev/null 2>&1
 
 out=$("$pegpu" nvidia install "$name" --dry-run 2>&1)
@@ -230,12 +243,12 @@ if "$pegpu" start "$name" > "$log/start.log" 2>&1; then
 else
 	fail start/warm "$(tail -5 "$log/start.log")"
 fi
-"$pegpu" ssh "$name" -- '(cd www && nohup python3 -m http.server 8080 > /dev/null 2>&1 &)'; sleep 3
+"$pegpu" ssh "$name" -- 'cd www && { nohup python3 -m http.server 8080 < /dev/null > /dev/null 2>&1 & }'; sleep 3
 curl -fsS --max-time 20 "http://127.0.0.1:$port_http/" | grep -q pegpu-port-ok && pass port/after-restart || fail port/after-restart "no answer on $port_http"
 "$pegpu" ssh "$name" -- 'grep -q "^pegpu_dma " /proc/modules' && pass dkms/loaded-at-boot || fail dkms/loaded-at-boot "pegpu_dma not loaded after a reboot"
 
 # --- SIGKILL during disk writes ---------------------------------------------------
-"$pegpu" ssh "$name" -- 'nohup sh -c "while :; do dd if=/dev/urandom of=junk bs=1M count=64 conv=fsync status=none; done" > /dev/null 2>&1 &'
+"$pegpu" ssh "$name" -- 'nohup sh -c "while :; do dd if=/dev/urandom of=junk bs=1M count=64 conv=fsync status=none; done" < /dev/null > /dev/null 2>&1 &'
 sleep 5
 pid=$(cat "$PEGPU_HOME/$name/qemu.pid")
 kill -9 "$pid"; sleep 1
