@@ -675,13 +675,33 @@ static void pegpu_dma_unmap_sg(struct device *dev, struct scatterlist *sgl, int 
 	pegpu_dma_put(idx);
 }
 
+/*
+ * Map memory that alloc/alloc_pages just took from the kernel.  The gfp says
+ * whether the caller may block: then it may wait for DART capacity.
+ */
+static dma_addr_t pegpu_map_alloc(struct pegpu_dma *pd, struct device *dev, phys_addr_t phys,
+				  size_t size, enum dma_data_direction dir, gfp_t gfp,
+				  const char *what)
+{
+	struct pegpu_try t;
+	dma_addr_t dma;
+
+	pegpu_try_init(&t, gfpflags_allow_blocking(gfp));
+	do {
+		pegpu_try_begin(pd, &t);
+		dma = pegpu_map_range(pd, dev, phys, size, dir, pegpu_coherent_limit(dev),
+				      PEGPU_TK_COHERENT, &t, what);
+	} while (dma == DMA_MAPPING_ERROR && pegpu_try_wait(pd, &t));
+	pegpu_try_end(pd, &t, dma != DMA_MAPPING_ERROR);
+	return dma;
+}
+
 static void *pegpu_dma_alloc(struct device *dev, size_t size, dma_addr_t *handle,
 			     gfp_t gfp, unsigned long attrs)
 {
 	struct pegpu_dma *pd;
 	void *cpu = NULL;
 	dma_addr_t h, dma;
-	struct pegpu_try t;
 	int idx;
 
 	pd = pegpu_dma_get(dev, &idx);
@@ -692,15 +712,8 @@ static void *pegpu_dma_alloc(struct device *dev, size_t size, dma_addr_t *handle
 	cpu = dma_alloc_attrs(&pd->pdev->dev, size, &h, gfp, attrs);
 	if (!cpu)
 		goto out;
-	/* The gfp says whether the caller may block: then it may wait for capacity. */
-	pegpu_try_init(&t, gfpflags_allow_blocking(gfp));
-	do {
-		pegpu_try_begin(pd, &t);
-		dma = pegpu_map_range(pd, dev, dma_to_phys(&pd->pdev->dev, h), size,
-				      DMA_BIDIRECTIONAL, pegpu_coherent_limit(dev),
-				      PEGPU_TK_COHERENT, &t, "alloc");
-	} while (dma == DMA_MAPPING_ERROR && pegpu_try_wait(pd, &t));
-	pegpu_try_end(pd, &t, dma != DMA_MAPPING_ERROR);
+	dma = pegpu_map_alloc(pd, dev, dma_to_phys(&pd->pdev->dev, h), size, DMA_BIDIRECTIONAL,
+			      gfp, "alloc");
 	if (dma == DMA_MAPPING_ERROR) {
 		dma_free_attrs(&pd->pdev->dev, size, cpu, h, attrs);
 		cpu = NULL;
@@ -741,7 +754,6 @@ static struct page *pegpu_dma_alloc_pages(struct device *dev, size_t size, dma_a
 	struct pegpu_dma *pd;
 	struct page *page;
 	dma_addr_t h, dma;
-	struct pegpu_try t;
 	int idx;
 
 	pd = pegpu_dma_get(dev, &idx);
@@ -752,14 +764,7 @@ static struct page *pegpu_dma_alloc_pages(struct device *dev, size_t size, dma_a
 	page = dma_alloc_pages(&pd->pdev->dev, size, &h, dir, gfp);
 	if (!page)
 		goto out;
-	pegpu_try_init(&t, gfpflags_allow_blocking(gfp));
-	do {
-		pegpu_try_begin(pd, &t);
-		dma = pegpu_map_range(pd, dev, page_to_phys(page), size, dir,
-				      pegpu_coherent_limit(dev), PEGPU_TK_COHERENT, &t,
-				      "alloc_pages");
-	} while (dma == DMA_MAPPING_ERROR && pegpu_try_wait(pd, &t));
-	pegpu_try_end(pd, &t, dma != DMA_MAPPING_ERROR);
+	dma = pegpu_map_alloc(pd, dev, page_to_phys(page), size, dir, gfp, "alloc_pages");
 	if (dma == DMA_MAPPING_ERROR) {
 		dma_free_pages(&pd->pdev->dev, size, page, h, dir);
 		page = NULL;
