@@ -145,7 +145,8 @@ bool pegpu_trace_event_valid(const struct pegpu_trace_event *ev)
 		return pegpu_trace_kind_name(ev->kind) && pegpu_trace_dir_name(ev->dir) &&
 		       !ev->flags && ev->len <= UINT32_MAX;
 	case PEGPU_TR_DROP:
-		return !ev->kind && !ev->dir && !ev->flags && !ev->len && ev->addr;
+		/* id 0 as the format says: the text form has no field for it */
+		return !ev->id && !ev->kind && !ev->dir && !ev->flags && !ev->len && ev->addr;
 	default:
 		return false;
 	}
