@@ -3,7 +3,10 @@
 # guest/kmod's Kbuild; this file only names the jobs.
 #
 #   make demo    install what is needed, boot the arm64 guest on PEGPU Machine,
-#                run the DMA self-test and print its summary
+#                run the DMA self-test and print its summary; then create,
+#                start, reach and stop a Debian VM with `pegpu` (demo-vm)
+#   make demo-dma    only the DMA self-test
+#   make demo-vm     only the pegpu VM part
 #   make test    every test tier; ends with "N passed, N failed"
 #   make build   user-space libraries (meson, into build/meson)
 #   make qemu    PEGPU Machine (cached in PEGPU_CACHE, default ~/.cache/pegpu)
@@ -13,16 +16,21 @@
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help deps demo test test-unit test-qemu test-kernel build qemu kmod clean
+.PHONY: help deps demo demo-dma demo-vm test test-unit test-qemu test-kernel build qemu kmod clean
 
 help:
-	@sed -n '4,13s/^# \{0,1\}//p' Makefile
+	@sed -n '4,16s/^# \{0,1\}//p' Makefile
 
 deps:
 	scripts/deps.sh
 
-demo: deps
+demo: demo-dma demo-vm
+
+demo-dma: deps
 	PEGPU_ARCHES=arm64 tests/kernel/run.sh demo
+
+demo-vm: deps
+	scripts/demo-vm.sh
 
 test:
 	tests/run-all.sh

@@ -25,11 +25,19 @@
 enum {
 	CMD_GET_DEVICE_MEMORY = 11,
 	CMD_HELLO = 14,		/* fixed in every protocol version */
-	CMD_DEVICE_COUNT = 15,
+	CMD_DEVICE_COUNT = 15,	/* from protocol 3 on */
 };
 
-#define CONN_CAPS_SIZE	24	/* HELLO payload from protocol 5 on */
-#define HELLO_RSP_MAX	64	/* a larger answer is not a HELLO answer */
+#define CONN_CAPS_SIZE		24	/* HELLO payload from protocol 5 on */
+#define HELLO_RSP_MAX		64	/* a larger answer is not a HELLO answer */
+#define CAPS_HELLO_MIN_MAJOR	4	/* the oldest that may take the 5.x HELLO */
+#define EMPTY_HELLO_MAX_MAJOR	4	/* the newest that may take the empty HELLO */
+
+/* What follows HELLO, by the version it answered. */
+enum dialect {
+	DIALECT_ONE_DEVICE,	/* 2.x: GET_DEVICE_MEMORY without a device */
+	DIALECT_DEVICES,	/* 3.x on: DEVICE_COUNT, GET_DEVICE_MEMORY of a u32 device */
+};
 
 struct conn {
 	int fd;
@@ -38,6 +46,7 @@ struct conn {
 	int timeout_ms;
 	char *err;
 	size_t errlen;
+	uint8_t ver[3];		/* the server's version, once HELLO answered */
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -132,6 +141,13 @@ static int timeout_err(struct conn *c, const char *during)
 	return -ETIMEDOUT;
 }
 
+/* The server closed the connection (or reset it): -EPIPE. */
+static int closed_err(struct conn *c, const char *during)
+{
+	set_err(c->err, c->errlen, "RPC server %s closed the connection %s", c->endpoint, during);
+	return -EPIPE;
+}
+
 static int send_all(struct conn *c, const void *buf, size_t n, const char *during)
 {
 	const uint8_t *p = buf;
@@ -144,10 +160,14 @@ static int send_all(struct conn *c, const void *buf, size_t n, const char *durin
 
 			if (r == -ETIMEDOUT)
 				return timeout_err(c, during);
-			if (r)
+			if (r) {
+				errno = -r;
 				goto fail;
+			}
 			continue;
 		}
+		if (got < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return closed_err(c, during);
 		if (got < 0)
 			goto fail;
 		p += got;
@@ -179,11 +199,8 @@ static int recv_all(struct conn *c, void *buf, size_t n, const char *during)
 			}
 			continue;
 		}
-		if (got == 0 || (got < 0 && errno == ECONNRESET)) {
-			set_err(c->err, c->errlen, "RPC server %s closed the connection %s",
-				c->endpoint, during);
-			return -EPIPE;
-		}
+		if (got == 0 || (got < 0 && errno == ECONNRESET))
+			return closed_err(c, during);
 		if (got < 0)
 			goto fail;
 		p += got;
@@ -211,18 +228,25 @@ static uint64_t get_le(const uint8_t *p, unsigned n)
 	return v;
 }
 
-/* One command: header + payload out, then the response size. */
+/*
+ * One command: header + payload out, then the response size.  Header and
+ * payload go out in one send: a server that rejects the payload size
+ * closes the connection right after reading the header, and a payload
+ * sent on its own could then meet a reset instead of a clean answer.
+ */
 static int command(struct conn *c, uint8_t cmd, const void *payload, size_t len,
 		   uint64_t *rsp_len, const char *during)
 {
-	uint8_t hdr[9], sz[8];
+	uint8_t req[9 + CONN_CAPS_SIZE], sz[8];
 	int r;
 
-	hdr[0] = cmd;
-	put_le(hdr + 1, len, 8);
-	r = send_all(c, hdr, sizeof(hdr), during);
-	if (!r && len)
-		r = send_all(c, payload, len, during);
+	if (len > CONN_CAPS_SIZE)	/* nothing here sends more */
+		return -EINVAL;
+	req[0] = cmd;
+	put_le(req + 1, len, 8);
+	if (len)
+		memcpy(req + 9, payload, len);
+	r = send_all(c, req, 9 + len, during);
 	if (!r)
 		r = recv_all(c, sz, sizeof(sz), during);
 	if (!r)
@@ -230,18 +254,22 @@ static int command(struct conn *c, uint8_t cmd, const void *payload, size_t len,
 	return r;
 }
 
-/* A response of exactly want bytes. */
-static int fixed_response(struct conn *c, uint8_t cmd, const void *payload, size_t len,
-			  void *rsp, size_t want, const char *during)
+/* A response of exactly want bytes to command name. */
+static int fixed_response(struct conn *c, uint8_t cmd, const char *name, const void *payload,
+			  size_t len, void *rsp, size_t want)
 {
+	char during[48];
 	uint64_t got;
-	int r = command(c, cmd, payload, len, &got, during);
+	int r;
 
+	snprintf(during, sizeof(during), "on %s", name);
+	r = command(c, cmd, payload, len, &got, during);
 	if (r)
 		return r;
 	if (got != want) {
-		set_err(c->err, c->errlen, "RPC server %s: %s answered %" PRIu64 " bytes, expected "
-			"%zu: a protocol mismatch", c->endpoint, during, got, want);
+		set_err(c->err, c->errlen, "RPC server %s (protocol %u.%u.%u): %s answered %"
+			PRIu64 " bytes, expected %zu: a protocol mismatch", c->endpoint, c->ver[0],
+			c->ver[1], c->ver[2], name, got, want);
 		return -EPROTO;
 	}
 	return recv_all(c, rsp, want, during);
@@ -322,35 +350,6 @@ static void conn_close(struct conn *c)
 	c->fd = -1;
 }
 
-/*
- * Servers before protocol 5 take an empty HELLO and close the connection on
- * ours (and newer ones may change its size again).  Ask once more the old
- * way, only to name the server's version in the error message.
- */
-static int legacy_version(struct conn *c, const char *host, const char *port, uint8_t v[3])
-{
-	char scratch[8];
-	struct conn l = *c;
-	uint8_t rsp[HELLO_RSP_MAX];
-	uint64_t n;
-	int r;
-
-	l.err = scratch;
-	l.errlen = sizeof(scratch);
-	if (conn_open(&l, host, port))
-		return -1;
-	r = command(&l, CMD_HELLO, NULL, 0, &n, "");
-	if (!r && (n < 3 || n > sizeof(rsp)))
-		r = -EPROTO;
-	if (!r)
-		r = recv_all(&l, rsp, (size_t)n, "");
-	conn_close(&l);
-	if (r)
-		return -1;
-	memcpy(v, rsp, 3);
-	return 0;
-}
-
 static int mismatch(struct conn *c, const uint8_t v[3])
 {
 	set_err(c->err, c->errlen, "RPC server %s speaks RPC protocol %u.%u.%u, but pegpu speaks "
@@ -360,44 +359,132 @@ static int mismatch(struct conn *c, const uint8_t v[3])
 	return -EPROTO;
 }
 
-static int hello(struct conn *c, const char *host, const char *port, struct ggml_rpc_info *out)
+/*
+ * A version pegpu speaks, but not with the HELLO that this server took:
+ * some variant of that protocol that pegpu does not know.
+ */
+static int wrong_hello(struct conn *c, const uint8_t v[3], bool caps)
 {
-	uint8_t caps[CONN_CAPS_SIZE] = { 0 }, rsp[HELLO_RSP_MAX], v[3];
-	uint64_t n;
-	int r;
+	set_err(c->err, c->errlen, "RPC server %s %s pegpu's %s HELLO as RPC protocol %u.%u.%u, "
+		"which %s: an unknown variant of that protocol (pegpu speaks %d.x to %d.x)",
+		c->endpoint, caps ? "answered" : "closed the connection on pegpu's 5.x HELLO but "
+		"answered", caps ? "5.x" : "empty", v[0], v[1], v[2], caps ?
+		"takes an empty HELLO" : "should have taken the 5.x one", GGML_RPC_MIN_MAJOR,
+		GGML_RPC_MAX_MAJOR);
+	return -EPROTO;
+}
 
-	r = command(c, CMD_HELLO, caps, sizeof(caps), &n, "during HELLO");
-	if (r == -EPIPE) {
-		/* it refused our HELLO: find out what it speaks, if it says */
-		if (!legacy_version(c, host, port, v))
-			return mismatch(c, v);
-		set_err(c->err, c->errlen, "RPC server %s closed the connection on pegpu's HELLO: "
-			"it speaks an RPC protocol other than %d.x to %d.x (its log names the "
-			"version it expects), or it is not a ggml-rpc-server", c->endpoint,
-			GGML_RPC_MIN_MAJOR, GGML_RPC_MAX_MAJOR);
-		return -EPROTO;
-	}
-	if (r)
-		return r;
-	if (n < 3 || n > sizeof(rsp)) {
+/*
+ * The answer to a HELLO, n bytes by its size prefix: first only the
+ * version, into c->ver, which says what size the answer must have.
+ */
+static int hello_version(struct conn *c, uint64_t n, const char *during)
+{
+	if (n < 3 || n > HELLO_RSP_MAX) {
 		set_err(c->err, c->errlen, "RPC server %s: HELLO answered %" PRIu64 " bytes: not a "
 			"ggml-rpc-server, or an unknown protocol", c->endpoint, n);
 		return -EPROTO;
 	}
-	r = recv_all(c, rsp, (size_t)n, "during HELLO");
-	if (r)
-		return r;
-	out->major = rsp[0];
-	out->minor = rsp[1];
-	out->patch = rsp[2];
-	if (out->major < GGML_RPC_MIN_MAJOR || out->major > GGML_RPC_MAX_MAJOR)
-		return mismatch(c, rsp);
-	if (n != 4 + CONN_CAPS_SIZE) {
+	return recv_all(c, c->ver, 3, during);
+}
+
+/*
+ * The rest of a HELLO answer, when its size is the one that the version
+ * answers; checked before reading, so a server that claims more than it
+ * sends gets a clear error rather than a timeout.
+ */
+static int hello_rest(struct conn *c, uint64_t n, size_t want, const char *during)
+{
+	uint8_t rest[HELLO_RSP_MAX];
+
+	if (n != want) {
 		set_err(c->err, c->errlen, "RPC server %s (protocol %u.%u.%u): HELLO answered %"
-			PRIu64 " bytes, expected %d", c->endpoint, rsp[0], rsp[1], rsp[2], n,
-			4 + CONN_CAPS_SIZE);
+			PRIu64 " bytes, expected %zu: a protocol mismatch", c->endpoint, c->ver[0],
+			c->ver[1], c->ver[2], n, want);
 		return -EPROTO;
 	}
+	return recv_all(c, rest, want - 3, during);
+}
+
+/*
+ * Servers before protocol 5 read only an empty HELLO and close the
+ * connection on ours.  Ask again the old way, on a new connection (the
+ * server serves clients one after the other and has dropped the first),
+ * under the same deadline: the answer says which dialect follows.
+ */
+static int empty_hello(struct conn *c, const char *host, const char *port,
+		       enum dialect *d)
+{
+	static const char during[] = "during the empty (pre-5.x) HELLO";
+	uint64_t n;
+	int r;
+
+	conn_close(c);
+	r = conn_open(c, host, port);
+	if (r)
+		return r;
+	r = command(c, CMD_HELLO, NULL, 0, &n, during);
+	if (r == -EPIPE) {
+		set_err(c->err, c->errlen, "RPC server %s closed the connection on pegpu's HELLO, "
+			"the 5.x one and the empty one: it speaks an RPC protocol other than %d.x "
+			"to %d.x (its log names the version it expects), or it is not a "
+			"ggml-rpc-server", c->endpoint, GGML_RPC_MIN_MAJOR, GGML_RPC_MAX_MAJOR);
+		return -EPROTO;
+	}
+	if (!r)
+		r = hello_version(c, n, during);
+	if (r)
+		return r;
+	if (c->ver[0] < GGML_RPC_MIN_MAJOR)
+		return mismatch(c, c->ver);
+	if (c->ver[0] > EMPTY_HELLO_MAX_MAJOR)
+		return c->ver[0] > GGML_RPC_MAX_MAJOR ? mismatch(c, c->ver) :
+			wrong_hello(c, c->ver, false);
+	r = hello_rest(c, n, 3, during);
+	if (!r)
+		*d = c->ver[0] == 2 ? DIALECT_ONE_DEVICE : DIALECT_DEVICES;
+	return r;
+}
+
+static int hello(struct conn *c, const char *host, const char *port, enum dialect *d)
+{
+	static const char during[] = "during HELLO";
+	uint8_t caps[CONN_CAPS_SIZE] = { 0 };
+	uint64_t n;
+	int r;
+
+	r = command(c, CMD_HELLO, caps, sizeof(caps), &n, during);
+	if (r == -EPIPE)
+		return empty_hello(c, host, port, d);
+	if (!r)
+		r = hello_version(c, n, during);
+	if (r)
+		return r;
+	if (c->ver[0] < CAPS_HELLO_MIN_MAJOR)
+		return c->ver[0] < GGML_RPC_MIN_MAJOR ? mismatch(c, c->ver) :
+			wrong_hello(c, c->ver, true);
+	if (c->ver[0] > GGML_RPC_MAX_MAJOR)
+		return mismatch(c, c->ver);
+	r = hello_rest(c, n, 4 + CONN_CAPS_SIZE, during);
+	if (!r)
+		*d = DIALECT_DEVICES;
+	return r;
+}
+
+static int device_memory(struct conn *c, enum dialect d, uint32_t dev,
+			 struct ggml_rpc_info *out)
+{
+	uint8_t req[4], rsp[16];
+	int r;
+
+	put_le(req, dev, 4);
+	/* 2.x has one device and no device argument */
+	r = fixed_response(c, CMD_GET_DEVICE_MEMORY, "GET_DEVICE_MEMORY", req,
+			   d == DIALECT_ONE_DEVICE ? 0 : sizeof(req), rsp, sizeof(rsp));
+	if (r)
+		return r;
+	out->free_bytes[dev] = get_le(rsp, 8);
+	out->total_bytes[dev] = get_le(rsp + 8, 8);
 	return 0;
 }
 
@@ -412,7 +499,8 @@ int ggml_rpc_query(const char *endpoint, int timeout_ms, struct ggml_rpc_info *o
 		.errlen = errlen,
 	};
 	char host[256], port[8];
-	uint8_t b4[4], b16[16];
+	enum dialect d;
+	uint8_t b4[4];
 	int r;
 
 	memset(out, 0, sizeof(*out));
@@ -425,10 +513,18 @@ int ggml_rpc_query(const char *endpoint, int timeout_ms, struct ggml_rpc_info *o
 	r = conn_open(&c, host, port);
 	if (r)
 		return r;
-	r = hello(&c, host, port, out);
+	r = hello(&c, host, port, &d);
+	out->major = c.ver[0];		/* zero when it never said */
+	out->minor = c.ver[1];
+	out->patch = c.ver[2];
 	if (r)
 		goto out;
-	r = fixed_response(&c, CMD_DEVICE_COUNT, NULL, 0, b4, 4, "answering DEVICE_COUNT");
+	if (d == DIALECT_ONE_DEVICE) {
+		out->n_devices = 1;
+		r = device_memory(&c, d, 0, out);
+		goto out;
+	}
+	r = fixed_response(&c, CMD_DEVICE_COUNT, "DEVICE_COUNT", NULL, 0, b4, sizeof(b4));
 	if (r)
 		goto out;
 	out->n_devices = (uint32_t)get_le(b4, 4);
@@ -438,15 +534,8 @@ int ggml_rpc_query(const char *endpoint, int timeout_ms, struct ggml_rpc_info *o
 		r = -EPROTO;
 		goto out;
 	}
-	for (uint32_t d = 0; d < out->n_devices; d++) {
-		put_le(b4, d, 4);
-		r = fixed_response(&c, CMD_GET_DEVICE_MEMORY, b4, 4, b16, 16,
-				   "answering GET_DEVICE_MEMORY");
-		if (r)
-			goto out;
-		out->free_bytes[d] = get_le(b16, 8);
-		out->total_bytes[d] = get_le(b16 + 8, 8);
-	}
+	for (uint32_t dev = 0; dev < out->n_devices && !r; dev++)
+		r = device_memory(&c, d, dev, out);
 out:
 	conn_close(&c);
 	return r;

@@ -8,7 +8,10 @@
  * So a plan is a cut: on a CPU host, layers [0, n - G) stay on the host and
  * [n - G, n) + output go to the RPC devices in order; on a GPU host (Metal)
  * the RPC devices come first in the device list and the host device last,
- * with the output.
+ * with the output.  llama.cpp before December 2025 (SPLIT_NGL_LAYERS_ONLY)
+ * offloads the output only with every layer (-ngl n + 1); otherwise -ngl G
+ * offloads just the last G layers, so on a CPU host the output stays home
+ * unless the whole model goes to the RPC devices.
  *
  * Policy: the eGPU is far faster than the host, so the plan that leaves
  * the fewest bytes for the host to read per token wins, which for a dense
@@ -50,6 +53,7 @@ struct ctx {
 	uint64_t budget[SPLIT_MAX_RPC_DEVS];
 	double expert_ratio;		/* share of an expert tensor read per token */
 	bool cpu_host;
+	bool layers_only;		/* SPLIT_NGL_LAYERS_ONLY */
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -120,7 +124,7 @@ static void host_account(const struct ctx *c, struct cand *k)
 }
 
 /* CPU host: RPC devices take the last layers, the last used one the output. */
-static void fill_cpu_host(const struct ctx *c, struct cand *k)
+static void fill_cpu_host_output(const struct ctx *c, struct cand *k)
 {
 	size_t nd = c->req->n_devs;
 	uint32_t cur = c->n;
@@ -138,6 +142,31 @@ static void fill_cpu_host(const struct ctx *c, struct cand *k)
 	for (int d = k->last; d >= 0; d--) {
 		uint64_t used = d == k->last ? c->m->output_bytes : 0;
 
+		while (cur > 0 && rpc_cost(c, cur - 1, k->e) <= c->budget[d] - used) {
+			used += rpc_cost(c, cur - 1, k->e);
+			cur--;
+			k->count[d]++;
+		}
+		k->used[d] = used;
+	}
+	k->g = c->n - cur;
+}
+
+/*
+ * CPU host, output on the host: every RPC device takes as many of the last
+ * layers as fit, from the last device back.  Only the layers-only rule
+ * can place this (-ngl G), so no device has to keep room for the output.
+ */
+static void fill_cpu_host_layers(const struct ctx *c, struct cand *k)
+{
+	uint32_t cur = c->n;
+
+	k->last = -1;
+	k->out_on_rpc = false;
+	for (size_t d = c->req->n_devs; d-- > 0;) {
+		uint64_t used = 0;
+
+		k->count[d] = 0;
 		while (cur > 0 && rpc_cost(c, cur - 1, k->e) <= c->budget[d] - used) {
 			used += rpc_cost(c, cur - 1, k->e);
 			cur--;
@@ -171,10 +200,18 @@ static void evaluate(const struct ctx *c, uint32_t e, struct cand *k)
 {
 	memset(k, 0, sizeof(*k));
 	k->e = e;
-	if (c->cpu_host)
-		fill_cpu_host(c, k);
-	else
+	if (c->cpu_host) {
+		fill_cpu_host_output(c, k);
+		/*
+		 * The layers-only rule offloads the output with every layer or
+		 * not at all: short of the whole model, the output stays home
+		 * and its room on the last device goes to layers.
+		 */
+		if (c->layers_only && k->g < c->n)
+			fill_cpu_host_layers(c, k);
+	} else {
 		fill_gpu_host(c, k);
+	}
 	host_account(c, k);
 }
 
@@ -207,6 +244,10 @@ static int check_request(const struct split_request *req, char *err, size_t errl
 	if (req->n_devs > SPLIT_MAX_RPC_DEVS) {
 		set_err(err, errlen, "%zu RPC devices; llama.cpp takes at most %d",
 			req->n_devs, SPLIT_MAX_RPC_DEVS);
+		return -EINVAL;
+	}
+	if (req->ngl_rule != SPLIT_NGL_OUTPUT_FIRST && req->ngl_rule != SPLIT_NGL_LAYERS_ONLY) {
+		set_err(err, errlen, "unknown -ngl rule %d", (int)req->ngl_rule);
 		return -EINVAL;
 	}
 	if (req->host_device && (!*req->host_device || strlen(req->host_device) >= 32 ||
@@ -333,18 +374,26 @@ static int build_args(const struct ctx *c, const struct cand *k, struct split_pl
 			str_cat(&rpc, &rpc_len, req->devs[d].endpoint, &oom);
 			for (size_t i = d; i < end; i++, global++) {
 				struct split_dev_plan *dp = &p->dev[i + (c->cpu_host ? 1 : 0)];
+				bool used = k->count[i] > 0 || k->last == (int)i;
 
-				if (!(k->count[i] > 0 || k->last == (int)i))
+				/*
+				 * Without --device (layers-only) every device of
+				 * a named server is in llama.cpp's list: an unused
+				 * one gets a share of 0.
+				 */
+				if (!used && !c->layers_only)
+					continue;
+				snprintf(num, sizeof(num), "%s%" PRIu32, ts_len ? "," : "",
+					 k->count[i] + (k->last == (int)i ? 1 : 0));
+				str_cat(&ts, &ts_len, num, &oom);
+				n_listed++;
+				if (!used)
 					continue;
 				snprintf(dp->name, sizeof(dp->name), "RPC%" PRIu32, global);
 				dp->used = true;
 				if (dev_len)
 					str_cat(&dev, &dev_len, ",", &oom);
 				str_cat(&dev, &dev_len, dp->name, &oom);
-				snprintf(num, sizeof(num), "%s%" PRIu32, ts_len ? "," : "",
-					 k->count[i] + (k->last == (int)i ? 1 : 0));
-				str_cat(&ts, &ts_len, num, &oom);
-				n_listed++;
 			}
 		}
 		d = end;
@@ -362,13 +411,22 @@ static int build_args(const struct ctx *c, const struct cand *k, struct split_pl
 		arg_add(&a, "--rpc");
 		arg_add(&a, "%s", rpc);
 	}
-	if (dev_len) {
+	/*
+	 * Builds with the layers-only rule may name their devices otherwise
+	 * (RPC[host:port] before October 2025, Metal for MTL0): leave the
+	 * default list, which the -ts below covers.
+	 */
+	if (dev_len && !c->layers_only) {
 		arg_add(&a, "--device");
 		arg_add(&a, "%s", dev);
 	}
 	arg_add(&a, "-ngl");
 	arg_add(&a, "%" PRIu32, p->ngl);
-	if (n_listed > 1) {
+	/*
+	 * With layers-only, -ts even for one device: a local GPU that the
+	 * default list holds after it must get no share.
+	 */
+	if (n_listed > 1 || (c->layers_only && rpc_len)) {
 		arg_add(&a, "-ts");
 		arg_add(&a, "%s", ts);
 	}
@@ -389,8 +447,11 @@ static int build_args(const struct ctx *c, const struct cand *k, struct split_pl
 	}
 	arg_add(&a, "-c");
 	arg_add(&a, "%" PRIu32, c->req->ctx);
-	arg_add(&a, "--fit");
-	arg_add(&a, "off");
+	/* automatic fitting (on by default) would move layers; older builds have no --fit */
+	if (!c->layers_only) {
+		arg_add(&a, "--fit");
+		arg_add(&a, "off");
+	}
 	free(rpc);
 	free(dev);
 	free(ts);
@@ -416,8 +477,14 @@ static void fill_table(const struct ctx *c, const struct cand *k, struct split_p
 	p->n_layer = c->n;
 	p->gpu_layers = k->g;
 	p->ctx = req->ctx;
+	p->ngl_rule = req->ngl_rule;
+	/*
+	 * CPU host: with the output offloaded, the G layers and the output
+	 * (with layers-only that means every layer: n + 1); without it, the
+	 * output-first rule has G = 0 and the layers-only rule -ngl G.
+	 */
 	if (c->cpu_host)
-		p->ngl = k->out_on_rpc ? k->g + 1 : 0;
+		p->ngl = k->out_on_rpc ? k->g + 1 : k->g;
 	else
 		p->ngl = c->n + 1;
 
@@ -521,6 +588,7 @@ int split_plan(const struct split_request *req, struct split_plan *out, char *er
 		return ret;
 	c.n = c.m->n_layer;
 	c.cpu_host = !req->host_device;
+	c.layers_only = req->ngl_rule == SPLIT_NGL_LAYERS_ONLY;
 	c.kv = calloc(c.n, sizeof(*c.kv));
 	if (!c.kv) {
 		set_err(err, errlen, "out of memory");

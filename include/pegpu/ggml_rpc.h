@@ -8,12 +8,26 @@
  *   request:  u8 command, u64 payload size, payload
  *   response: u64 payload size, payload
  * The first command on a connection must be HELLO (command 14 in every
- * version); from protocol 5 on its payload is 24 bytes of transport
- * capabilities (zero: plain TCP) and the answer is u8 major, minor, patch,
- * a pad byte and 24 bytes of capabilities.  DEVICE_COUNT (15) answers a u32;
- * GET_DEVICE_MEMORY (11) takes a u32 device and answers u64 free, u64 total.
- * Checked against protocol 5.1 (ggml's source) and 8.0.0 (Debian sid's
- * ggml 0.27 ggml-rpc-server).
+ * version).  A server closes the connection on a payload size it does not
+ * expect and on a command it does not know.  By protocol major:
+ *   2.x  (llama.cpp of June 2025): HELLO takes an empty payload and answers
+ *        u8 major, minor, patch.  One device per server: GET_DEVICE_MEMORY
+ *        (11) takes an empty payload and answers u64 free, u64 total.  No
+ *        DEVICE_COUNT.
+ *   3.x  HELLO as 2.x.  DEVICE_COUNT (15) takes an empty payload and
+ *        answers a u32; GET_DEVICE_MEMORY takes a u32 device and answers
+ *        u64 free, u64 total.
+ *   4.x  as 3.x, with either HELLO (which one is not known).
+ *   5.x to 8.x: HELLO takes 24 bytes of transport capabilities (zero:
+ *        plain TCP) and answers u8 major, minor, patch, a pad byte and 24
+ *        bytes of capabilities; DEVICE_COUNT and GET_DEVICE_MEMORY as 3.x.
+ * The client sends the 5.x HELLO; a server that closes the connection on
+ * it is asked again on a new connection with the empty HELLO.  The version
+ * answered picks what follows; a version outside 2.x to 8.x is refused
+ * with an error naming it.  Every answer's size is checked exactly.
+ * Checked against protocol 2.0.0 (a June-2025 llama.cpp rpc-server), 5.1
+ * (ggml's source) and 8.0.0 (Debian sid's ggml 0.27 ggml-rpc-server); 3.x
+ * and 4.x only against the unit test's fake servers.
  *
  * The server serves one client at a time: while a llama-server is
  * connected, a query waits and then times out.  Every call has a deadline,
@@ -25,7 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GGML_RPC_MIN_MAJOR	5
+#define GGML_RPC_MIN_MAJOR	2
 #define GGML_RPC_MAX_MAJOR	8
 #define GGML_RPC_MAX_DEVICES	16
 #define GGML_RPC_DEFAULT_PORT	50052
@@ -46,7 +60,8 @@ int ggml_rpc_parse_endpoint(const char *endpoint, char *host, char *port, char *
 
 /*
  * Connect to endpoint, check the protocol version, and read every device's
- * memory, all within timeout_ms.  0 on success; otherwise a negative errno
+ * memory (n_devices is 1 for a 2.x server), all within timeout_ms, however
+ * many connections the HELLO takes.  0 on success; otherwise a negative errno
  * (-ETIMEDOUT, -ECONNREFUSED, -EPROTO for a protocol mismatch, ...) with a
  * message in err saying what to do.
  */

@@ -26,6 +26,26 @@ struct split_rpc_dev {
 	uint64_t reserve_bytes;			/* kept free: compute buffers */
 };
 
+/*
+ * What llama.cpp's -ngl N means.  There are n_layer + 1 slots: the
+ * repeating layers, then the output layer.
+ */
+enum split_ngl_rule {
+	/*
+	 * Since llama.cpp #18148 (2025-12-17): the last N slots go to the
+	 * devices, so the output layer is the first one offloaded.
+	 */
+	SPLIT_NGL_OUTPUT_FIRST = 0,
+	/*
+	 * Before: N <= n_layer offloads the last N repeating layers and keeps
+	 * the output layer on the CPU; only N = n_layer + 1 offloads it too.
+	 * Such builds also lack --fit (added 2025-12-15) and, before October
+	 * 2025, named RPC devices RPC[host:port], not RPC0: the arguments
+	 * then name no devices (see split_plan()).
+	 */
+	SPLIT_NGL_LAYERS_ONLY,
+};
+
 struct split_request {
 	const struct gguf_model_summary *model;
 	uint32_t ctx;			/* context length (tokens) the KV cache holds */
@@ -41,6 +61,7 @@ struct split_request {
 	const struct split_rpc_dev *devs;
 	size_t n_devs;
 	bool no_expert_offload;		/* never move MoE experts to the host */
+	enum split_ngl_rule ngl_rule;	/* of the llama.cpp that gets the arguments */
 };
 
 struct split_dev_plan {
@@ -70,6 +91,7 @@ struct split_plan {
 	 * stay on the host although their layers are on RPC devices. */
 	uint32_t expert_first, expert_count;
 	uint32_t ctx;
+	enum split_ngl_rule ngl_rule;	/* the request's */
 	char **argv;			/* llama-server arguments, NULL-terminated */
 	size_t argc;
 };
@@ -77,6 +99,13 @@ struct split_plan {
 /*
  * Plan; 0 on success.  -ENOSPC when the model cannot fit (err says how
  * many bytes are missing), -EINVAL on a bad request, -ENOMEM.
+ *
+ * With SPLIT_NGL_LAYERS_ONLY the arguments have no --fit and no --device:
+ * llama.cpp's default device list (the RPC devices in --rpc order, then
+ * local GPUs) is used, and whenever a server is named, -ts gives each of
+ * its devices a share (0 for unused ones; local GPUs beyond the listed
+ * shares get none), so the placement holds whatever that build calls its
+ * devices.  On a GPU host the host device must be the only local GPU.
  */
 int split_plan(const struct split_request *req, struct split_plan *out, char *err,
 	       size_t errlen);

@@ -23,6 +23,8 @@
 #include "cmdline.h"
 #include "config.h"
 #include "macros.h"
+#include "plan_core.h"
+#include "pegpu/ggml_rpc.h"
 #include "suggest.h"
 
 enum key_kind {
@@ -51,6 +53,7 @@ static const struct key_def top_keys[] = {
 	{ "hooks", KEY_OK, NULL },
 	{ "apiKeys", KEY_OK, NULL },
 	{ "includeAliasesInList", KEY_OK, NULL },
+	{ "rpcServers", KEY_OK, NULL },		/* pegpu's own; see parse_rpc_servers() */
 	{ "logTimeFormat", KEY_IGNORED, "log lines always carry an ISO 8601 time" },
 	{ "logRequests", KEY_IGNORED, "requests are counted in /metrics" },
 	{ "metricsMaxInMemory", KEY_IGNORED, "there is no activity store" },
@@ -104,6 +107,26 @@ static const struct key_def filter_keys[] = {
 	{ "stripParams", KEY_OK, NULL },
 	{ "setParams", KEY_OK, NULL },
 	{ "setParamsByID", KEY_UNSUPPORTED, "use aliases and separate models instead" },
+	{ NULL, KEY_OK, NULL },
+};
+
+static const struct key_def split_keys[] = {
+	{ "rpc", KEY_OK, NULL },
+	{ "hostMemory", KEY_OK, NULL },
+	{ "hostDevice", KEY_OK, NULL },
+	{ "ctx", KEY_OK, NULL },
+	{ "reserve", KEY_OK, NULL },
+	{ "expertOffload", KEY_OK, NULL },
+	{ "llama", KEY_OK, NULL },
+	{ "queryTimeout", KEY_OK, NULL },
+	{ NULL, KEY_OK, NULL },
+};
+
+static const struct key_def rpc_server_keys[] = {
+	{ "endpoint", KEY_OK, NULL },
+	{ "cmd", KEY_OK, NULL },
+	{ "env", KEY_OK, NULL },
+	{ "free", KEY_OK, NULL },
 	{ NULL, KEY_OK, NULL },
 };
 
@@ -657,17 +680,284 @@ bad:
 	sm->proxy_host = NULL;
 }
 
-/*
- * pegpu's `split:` key places a model's layers across the host and the
- * eGPU's rpc-server (lib/split.c plans it).  Its keys are defined with the
- * planner; until that lands the key is refused here rather than ignored,
- * so a config that asks for a split never silently runs unsplit.
- */
-static void parse_split(struct loader *L, yaml_node_t *n, struct serve_model *sm)
+static void parse_enum(struct loader *L, yaml_node_t *n, const char *what,
+		       const char *const *names, int *out);
+
+/* A size such as 12G, 512M or 4096 (bytes); false after reporting. */
+static bool parse_size_node(struct loader *L, yaml_node_t *n, const struct scope *sc,
+			    const char *what, uint64_t *out)
 {
-	(void)sm;
-	sv_diag_error(L->d, line_of(n), "model '%s': 'split' is not yet supported by this build of pegpu serve; remove it to run the model on one device",
-		   sm->id);
+	char *s = expand(L, n, sc, what);
+	bool ok;
+
+	if (!s)
+		return false;
+	ok = !plan_parse_size(s, out);
+	if (!ok)
+		sv_diag_error(L->d, line_of(n), "%s must be a size like 12G, 512M or 4096 (bytes), not '%s'",
+			   what, s);
+	free(s);
+	return ok;
+}
+
+static bool endpoint_ok(struct loader *L, yaml_node_t *n, const char *what, const char *ep)
+{
+	char host[256], port[8], err[256];
+
+	if (strlen(ep) >= SPLIT_ENDPOINT_LEN ||
+	    ggml_rpc_parse_endpoint(ep, host, port, err, sizeof(err))) {
+		sv_diag_error(L->d, line_of(n), "%s: '%s' is not an RPC endpoint; write it like 192.168.64.2:50052",
+			   what, ep);
+		return false;
+	}
+	return true;
+}
+
+static size_t add_rpc_server(struct serve_config *cfg, const char *id, int line)
+{
+	struct serve_rpc_server *r;
+
+	cfg->rpc_servers = sv_realloc(cfg->rpc_servers,
+				      (cfg->n_rpc_servers + 1) * sizeof(*cfg->rpc_servers));
+	r = &cfg->rpc_servers[cfg->n_rpc_servers];
+	memset(r, 0, sizeof(*r));
+	r->id = sv_strdup(id);
+	r->line = line;
+	return cfg->n_rpc_servers++;
+}
+
+/*
+ * rpcServers: pegpu's own top-level key.  Each entry names an eGPU's
+ * ggml-rpc-server: its endpoint, and optionally the cmd that runs it, in
+ * which case pegpu serve starts it with the daemon, restarts it when it
+ * dies and restarts the models that were using it.
+ */
+static void parse_rpc_servers(struct loader *L, yaml_node_t *n)
+{
+	struct scope sc = { &L->global, 0, false };
+	struct serve_config *cfg = L->cfg;
+	struct ymap m;
+
+	if (is_null(n) || !expect(L, n, YAML_MAPPING_NODE, "rpcServers"))
+		return;
+	ymap_collect(L, n, NULL, "rpcServers", &m);
+	for (size_t i = 0; i < m.n; i++) {
+		char where[300], what[340], *err = NULL;
+		struct serve_rpc_server *r;
+		struct ymap e;
+		yaml_node_t *v;
+		size_t idx;
+
+		if (!*m.v[i].key) {
+			sv_diag_error(L->d, line_of(m.v[i].knode), "an RPC server's name cannot be empty");
+			continue;
+		}
+		snprintf(where, sizeof(where), "rpcServers: '%s'", m.v[i].key);
+		idx = add_rpc_server(cfg, m.v[i].key, line_of(m.v[i].knode));
+		r = &cfg->rpc_servers[idx];	/* after the realloc */
+		if (!expect(L, m.v[i].vnode, YAML_MAPPING_NODE, where))
+			continue;
+		ymap_collect(L, m.v[i].vnode, rpc_server_keys, where, &e);
+#define WHAT(k) (snprintf(what, sizeof(what), "%s: %s", where, (k)), what)
+		if (!(v = ymap_get(&e, "endpoint"))) {
+			sv_diag_error(L->d, r->line, "%s has no endpoint: (the host:port llama-server's --rpc connects to, e.g. 192.168.64.2:50052)",
+				   where);
+		} else if ((r->endpoint = expand(L, v, &sc, WHAT("endpoint")))) {
+			if (!endpoint_ok(L, v, where, r->endpoint)) {
+				free(r->endpoint);
+				r->endpoint = NULL;
+			}
+		}
+		if ((v = ymap_get(&e, "cmd")) && !is_null(v)) {
+			char *stripped = v->type == YAML_SCALAR_NODE ?
+					 sv_cmdline_strip_comments(scalar_raw(v)) : NULL;
+			yaml_node_t tmp = *v;
+
+			if (stripped)
+				tmp.data.scalar.value = (yaml_char_t *)stripped;
+			r->cmd = expand(L, &tmp, &sc, WHAT("cmd"));
+			free(stripped);
+			if (r->cmd && sv_cmdline_split(r->cmd, &r->argv, &err)) {
+				sv_diag_error(L->d, line_of(v), "%s: cmd: %s", where, err);
+				free(err);
+			}
+		}
+		if ((v = ymap_get(&e, "env")))
+			parse_strlist(L, v, &sc, WHAT("env"), &r->env);
+		if ((v = ymap_get(&e, "free")) && parse_size_node(L, v, &sc, WHAT("free"), &r->free_bytes) &&
+		    !r->free_bytes)
+			sv_diag_error(L->d, line_of(v), "%s: free: must be more than 0", where);
+		for (size_t j = 0; r->endpoint && j + 1 < cfg->n_rpc_servers; j++) {
+			const struct serve_rpc_server *o = &cfg->rpc_servers[j];
+
+			if (o->endpoint && !strcmp(o->endpoint, r->endpoint))
+				sv_diag_error(L->d, r->line, "%s uses endpoint %s, as '%s' (line %d) does; one server, one name",
+					   where, r->endpoint, o->id, o->line);
+		}
+#undef WHAT
+		free(e.v);
+	}
+	free(m.v);
+}
+
+static long find_rpc_server(const struct serve_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_rpc_servers; i++)
+		if (!strcmp(cfg->rpc_servers[i].id, name) ||
+		    (cfg->rpc_servers[i].endpoint && !strcmp(cfg->rpc_servers[i].endpoint, name)))
+			return (long)i;
+	return -1;
+}
+
+/* The planner owns these llama-server flags for a split model. */
+static const char *const planner_flags[] = {
+	"--rpc", "-ngl", "--gpu-layers", "--n-gpu-layers", "-dev", "--device", "-ts",
+	"--tensor-split", "-ot", "--override-tensor", "--fit", "-sm", "--split-mode", "-mg",
+	"--main-gpu", "-ncmoe", "--n-cpu-moe", "-cmoe", "--cpu-moe", NULL,
+};
+
+static bool flag_is(const char *arg, const char *flag)
+{
+	size_t n = strlen(flag);
+
+	return !strncmp(arg, flag, n) && (arg[n] == '\0' || arg[n] == '=');
+}
+
+/* The value of flag a or b in argv ("-m X" or "--model=X"); NULL if absent. */
+static const char *flag_value(const struct sv_strv *argv, const char *a, const char *b)
+{
+	for (size_t i = 1; i < argv->n; i++) {
+		const char *f = flag_is(argv->v[i], a) ? a : flag_is(argv->v[i], b) ? b : NULL;
+
+		if (!f)
+			continue;
+		if (argv->v[i][strlen(f)] == '=')
+			return argv->v[i] + strlen(f) + 1;
+		return i + 1 < argv->n ? argv->v[i + 1] : NULL;
+	}
+	return NULL;
+}
+
+/*
+ * split: pegpu's own model key.  The model's layers are placed across the
+ * host and the RPC servers by lib/split.c when the model starts (the free
+ * memory is only known then); the planner's arguments are appended to cmd,
+ * so cmd must leave those flags to it.
+ */
+static void parse_split(struct loader *L, yaml_node_t *n, const struct scope *sc,
+			struct serve_model *sm)
+{
+	static const char *const llamas[] = { "auto", "current", "legacy", NULL };
+	struct serve_config *cfg = L->cfg;
+	struct serve_split *sp;
+	char where[300], what[340];
+	struct sv_strv names = { 0 };
+	const char *mp, *c;
+	struct ymap m;
+	yaml_node_t *v;
+	int ival;
+
+	snprintf(where, sizeof(where), "model '%s': split", sm->id);
+	if (is_null(n) || !expect(L, n, YAML_MAPPING_NODE, where))
+		return;
+	sp = sv_calloc(1, sizeof(*sp));
+	sm->split = sp;
+	sp->reserve = PLAN_DEFAULT_RESERVE;
+	sp->expert_offload = true;
+	sp->query_timeout = PLAN_DEFAULT_TIMEOUT_S;
+#ifdef __APPLE__
+	sp->host_device = sv_strdup("MTL0");
+#endif
+	ymap_collect(L, n, split_keys, where, &m);
+#define WHAT(k) (snprintf(what, sizeof(what), "%s: %s", where, (k)), what)
+	if (!(v = ymap_get(&m, "rpc")) || is_null(v)) {
+		sv_diag_error(L->d, line_of(n), "%s has no rpc: (the eGPU's RPC servers: names from rpcServers: or host:port endpoints)",
+			   where);
+	} else {
+		parse_strlist(L, v, sc, WHAT("rpc"), &names);
+		if (!names.n)
+			sv_diag_error(L->d, line_of(v), "%s: rpc: lists no server", where);
+		sp->rpc = sv_calloc(names.n + 1, sizeof(*sp->rpc));
+		for (size_t i = 0; i < names.n; i++) {
+			long idx = find_rpc_server(cfg, names.v[i]);
+
+			if (idx < 0 && strchr(names.v[i], ':')) {
+				/* an endpoint nobody named: queried, not supervised */
+				if (!endpoint_ok(L, v, WHAT("rpc"), names.v[i]))
+					continue;
+				idx = (long)add_rpc_server(cfg, names.v[i], line_of(v));
+				cfg->rpc_servers[idx].endpoint = sv_strdup(names.v[i]);
+			} else if (idx < 0) {
+				sv_diag_error(L->d, line_of(v), "%s: rpc: '%s' is neither a name under rpcServers: nor a host:port endpoint",
+					   where, names.v[i]);
+				continue;
+			}
+			for (size_t j = 0; j < sp->n_rpc; j++)
+				if (sp->rpc[j] == (size_t)idx)
+					sv_diag_error(L->d, line_of(v), "%s: rpc: '%s' is listed twice", where,
+						   names.v[i]);
+			sp->rpc[sp->n_rpc++] = (size_t)idx;
+		}
+		if (sp->n_rpc > SPLIT_MAX_RPC_DEVS)
+			sv_diag_error(L->d, line_of(v), "%s: rpc: at most %d servers", where,
+				   SPLIT_MAX_RPC_DEVS);
+	}
+	sv_strv_free(&names);
+	if ((v = ymap_get(&m, "hostMemory")) && !is_null(v) &&
+	    parse_size_node(L, v, sc, WHAT("hostMemory"), &sp->host_memory) && !sp->host_memory)
+		sv_diag_error(L->d, line_of(v), "%s: hostMemory must be more than 0", where);
+	if ((v = ymap_get(&m, "hostDevice")) && !is_null(v)) {
+		char *d = expand(L, v, sc, WHAT("hostDevice"));
+
+		free(sp->host_device);
+		sp->host_device = NULL;
+		if (d && (!*d || strlen(d) >= 32 || strpbrk(d, ", \t")))
+			sv_diag_error(L->d, line_of(v), "%s: hostDevice '%s' is not a llama.cpp device name like MTL0 or CPU",
+				   where, d);
+		else if (d && strcasecmp(d, "cpu"))
+			sp->host_device = sv_strdup(d);
+		free(d);
+	}
+	if ((v = ymap_get(&m, "ctx")) && parse_int(L, v, sc, WHAT("ctx"), 1, &ival))
+		sp->ctx = (uint32_t)ival;
+	if ((v = ymap_get(&m, "reserve")))
+		parse_size_node(L, v, sc, WHAT("reserve"), &sp->reserve);
+	if ((v = ymap_get(&m, "expertOffload")))
+		parse_bool(L, v, sc, WHAT("expertOffload"), &sp->expert_offload);
+	if ((v = ymap_get(&m, "llama"))) {
+		ival = (int)sp->llama;
+		parse_enum(L, v, WHAT("llama"), llamas, &ival);
+		sp->llama = (enum serve_split_llama)ival;
+	}
+	if ((v = ymap_get(&m, "queryTimeout")) && parse_int(L, v, sc, WHAT("queryTimeout"), 1, &ival))
+		sp->query_timeout = ival;
+
+	/* what cmd must and must not say */
+	mp = sm->argv.n ? flag_value(&sm->argv, "-m", "--model") : NULL;
+	if (sm->argv.n && !mp)
+		sv_diag_error(L->d, line_of(n), "%s: the planner reads the model file, but cmd has no -m PATH (models fetched with -hf/-mu cannot be split)",
+			   where);
+	sp->model_path = mp ? sv_strdup(mp) : NULL;
+	for (size_t i = 1; i < sm->argv.n; i++)
+		for (int f = 0; planner_flags[f]; f++)
+			if (flag_is(sm->argv.v[i], planner_flags[f]))
+				sv_diag_error(L->d, line_of(n), "%s: cmd sets %s, but a split model's placement flags come from the planner; remove it from cmd",
+					   where, planner_flags[f]);
+	if ((c = sm->argv.n ? flag_value(&sm->argv, "-c", "--ctx-size") : NULL)) {
+		char *end;
+		unsigned long cv = strtoul(c, &end, 10);
+
+		sp->cmd_has_ctx = true;
+		if (*end || !cv || cv > UINT32_MAX)
+			sv_diag_error(L->d, line_of(n), "%s: cmd's context size '%s' is not a token count", where, c);
+		else if (sp->ctx && sp->ctx != cv)
+			sv_diag_error(L->d, line_of(n), "%s: ctx: %u differs from cmd's -c %lu; set it in one place",
+				   where, sp->ctx, cv);
+		else
+			sp->ctx = (uint32_t)cv;
+	}
+#undef WHAT
+	free(m.v);
 }
 
 /* Whether cmd asks for ${PORT} once its macros are expanded (a macro such
@@ -860,7 +1150,7 @@ static void parse_model(struct loader *L, const char *id, yaml_node_t *key, yaml
 		}
 	}
 	if ((p = ymap_find(&m, "split")))
-		parse_split(L, p->knode, sm);
+		parse_split(L, p->vnode, &sc, sm);
 #undef WHAT
 out:
 	free(m.v);
@@ -885,6 +1175,12 @@ static void model_free(struct serve_model *sm)
 	json_decref(sm->metadata);
 	sv_strv_free(&sm->strip_params);
 	json_decref(sm->set_params);
+	if (sm->split) {
+		free(sm->split->rpc);
+		free(sm->split->model_path);
+		free(sm->split->host_device);
+		free(sm->split);
+	}
 }
 
 static int cmp_pair_key(const void *a, const void *b)
@@ -1151,6 +1447,9 @@ static void parse_top(struct loader *L, yaml_node_t *root)
 		}
 	}
 
+	if ((v = ymap_get(&m, "rpcServers")))
+		parse_rpc_servers(L, v);
+
 	/* Models: sorted by id, which is also the order llama-swap gives out
 	 * ${PORT} numbers in, so a config gets the same ports here. */
 	v = ymap_get(&m, "models");
@@ -1308,6 +1607,16 @@ void serve_config_unref(struct serve_config *cfg)
 	free(cfg->groups);
 	sv_strv_free(&cfg->api_keys);
 	sv_strv_free(&cfg->preload);
+	for (size_t i = 0; i < cfg->n_rpc_servers; i++) {
+		struct serve_rpc_server *r = &cfg->rpc_servers[i];
+
+		free(r->id);
+		free(r->endpoint);
+		free(r->cmd);
+		sv_strv_free(&r->argv);
+		sv_strv_free(&r->env);
+	}
+	free(cfg->rpc_servers);
 	free(cfg->path);
 	free(cfg);
 }
@@ -1337,9 +1646,39 @@ static bool str_eq(const char *a, const char *b)
 	return a == b || (a && b && !strcmp(a, b));
 }
 
+static bool split_same(const struct serve_split *a, const struct serve_split *b)
+{
+	if (!a || !b)
+		return a == b;
+	/* the servers themselves are compared by the caller's reload of
+	 * rpcServers; here what the plan depends on */
+	return a->n_rpc == b->n_rpc && a->host_memory == b->host_memory &&
+	       str_eq(a->host_device, b->host_device) && a->ctx == b->ctx &&
+	       a->reserve == b->reserve && a->expert_offload == b->expert_offload &&
+	       a->llama == b->llama;
+}
+
 bool serve_model_same_process(const struct serve_model *a, const struct serve_model *b)
 {
 	return sv_strv_equal(&a->argv, &b->argv) && sv_strv_equal(&a->env, &b->env) &&
 	       str_eq(a->proxy, b->proxy) && str_eq(a->check_endpoint, b->check_endpoint) &&
-	       str_eq(a->cmd_stop, b->cmd_stop);
+	       str_eq(a->cmd_stop, b->cmd_stop) && split_same(a->split, b->split);
+}
+
+bool serve_models_share_rpc(const struct serve_config *ca, const struct serve_model *a,
+			    const struct serve_config *cb, const struct serve_model *b)
+{
+	if (!a->split || !b->split)
+		return false;
+	for (size_t i = 0; i < a->split->n_rpc; i++) {
+		const char *ea = ca->rpc_servers[a->split->rpc[i]].endpoint;
+
+		for (size_t j = 0; ea && j < b->split->n_rpc; j++) {
+			const char *eb = cb->rpc_servers[b->split->rpc[j]].endpoint;
+
+			if (eb && !strcmp(ea, eb))
+				return true;
+		}
+	}
+	return false;
 }

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -41,6 +42,42 @@ enum serve_log_level {
 	SERVE_LOG_ERROR,
 };
 
+/*
+ * pegpu's own keys (docs/serve.md, "Splitting a model"): an RPC server is
+ * the eGPU's ggml-rpc-server, named under rpcServers: or given by its
+ * endpoint in a model's split.rpc.  With a cmd, pegpu serve runs it, keeps
+ * it running and restarts what depends on it when it dies.
+ */
+struct serve_rpc_server {
+	char *id;			/* the name, or the endpoint when unnamed */
+	int line;
+	char *endpoint;			/* host:port, as --rpc takes it */
+	char *cmd;			/* NULL: not supervised (someone else runs it) */
+	struct sv_strv argv;
+	struct sv_strv env;
+	uint64_t free_bytes;		/* 0: ask the server */
+};
+
+enum serve_split_llama {
+	SERVE_LLAMA_AUTO,		/* ask the model's llama-server (--help) */
+	SERVE_LLAMA_CURRENT,		/* -ngl counts the output layer (Dec 2025 on) */
+	SERVE_LLAMA_LEGACY,		/* -ngl counts repeating layers only */
+};
+
+struct serve_split {
+	size_t *rpc;			/* indexes into serve_config.rpc_servers */
+	size_t n_rpc;
+	char *model_path;		/* the GGUF: cmd's -m/--model */
+	uint64_t host_memory;		/* 0: what is available at start */
+	char *host_device;		/* NULL: the CPU */
+	uint32_t ctx;			/* 0: cmd's -c, else the planner's default */
+	bool cmd_has_ctx;		/* cmd sets -c itself: do not add one */
+	uint64_t reserve;
+	bool expert_offload;
+	enum serve_split_llama llama;
+	double query_timeout;		/* seconds, per RPC query */
+};
+
 struct serve_model {
 	char *id;
 	int line;			/* of the model's key, for messages */
@@ -65,6 +102,7 @@ struct serve_model {
 	json_t *set_params;		/* filters.setParams: object or NULL */
 	size_t group;			/* index into serve_config.groups */
 	int port;			/* the ${PORT} given to it, 0 if none */
+	struct serve_split *split;	/* NULL: runs as its cmd says */
 };
 
 struct serve_group {
@@ -84,6 +122,8 @@ struct serve_config {
 	size_t n_groups;
 	struct sv_strv api_keys;
 	struct sv_strv preload;		/* model ids */
+	struct serve_rpc_server *rpc_servers;
+	size_t n_rpc_servers;
 	int health_check_timeout;
 	int start_port;
 	int global_ttl;
@@ -113,5 +153,10 @@ long serve_config_index(const struct serve_config *cfg, const char *id);
 /* True when two model entries run the same process the same way, so a
  * reload may keep a running instance. */
 bool serve_model_same_process(const struct serve_model *a, const struct serve_model *b);
+
+/* Whether models a and b (possibly of different configs) use an RPC
+ * server in common: it serves one client, so they never run together. */
+bool serve_models_share_rpc(const struct serve_config *ca, const struct serve_model *a,
+			    const struct serve_config *cb, const struct serve_model *b);
 
 #endif /* PEGPU_SERVE_CONFIG_H */

@@ -20,6 +20,7 @@
 
 #include "daemon.h"
 #include "reqctx.h"
+#include "rpcsup.h"
 #include "statedir.h"
 #include "util.h"
 
@@ -195,6 +196,7 @@ static void reload(struct daemon *d)
 	sv_router_reload(d->router, cfg);
 	serve_config_unref(d->cfg);
 	d->cfg = cfg;
+	sv_rpcsup_sync(d);
 	sv_metrics_reload(d->metrics, true);
 	serve_log(d, SERVE_LOG_INFO, "config reloaded from %s: %zu model%s", cfg->path, cfg->n_models,
 		  cfg->n_models == 1 ? "" : "s");
@@ -208,8 +210,15 @@ static void shutdown_poll(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (!d->upstreams && sv_router_all_stopped(d->router)) {
-		event_base_loopexit(d->base, NULL);
-		return;
+		/* the RPC servers last: the models were their clients */
+		if (!d->rpcs_stopping) {
+			d->rpcs_stopping = true;
+			sv_rpcsup_stop_all(d);
+		}
+		if (sv_rpcsup_all_stopped(d)) {
+			event_base_loopexit(d->base, NULL);
+			return;
+		}
 	}
 	event_add(d->shutdown_ev, &tick);
 }
@@ -221,6 +230,7 @@ static void begin_shutdown(struct daemon *d, int sig)
 	if (d->shutting_down) {
 		serve_log(d, SERVE_LOG_WARN, "second %s: killing every model now", strsignal(sig));
 		sv_upstream_kill_all(d, SIGKILL);
+		sv_rpcsup_kill_all(d, SIGKILL);
 		event_base_loopexit(d->base, NULL);
 		return;
 	}
@@ -230,8 +240,10 @@ static void begin_shutdown(struct daemon *d, int sig)
 	for (size_t i = 0; i < sv_router_count(d->router); i++)
 		if (sv_router_model(d->router, i)->sm->unload_timeout > longest)
 			longest = sv_router_model(d->router, i)->sm->unload_timeout;
-	/* A model that ignores even SIGKILL's timer is not waited for forever. */
-	event_base_loopexit(d->base, &(struct timeval){ longest + SHUTDOWN_GRACE_S, 0 });
+	/* A model that ignores even SIGKILL's timer is not waited for
+	 * forever; the RPC servers get their own unloadTimeout after that. */
+	event_base_loopexit(d->base, &(struct timeval){ longest + d->cfg->unload_timeout +
+							SHUTDOWN_GRACE_S, 0 });
 	d->shutdown_ev = evtimer_new(d->base, shutdown_poll, d);
 	shutdown_poll(-1, 0, d);
 }
@@ -321,6 +333,7 @@ int serve_run(const struct serve_opts *opts)
 	d->router = sv_router_new(&effects, d, d->cfg);
 	if (sv_http_start(d))
 		goto out;
+	sv_rpcsup_sync(d);
 	d->sig_hup = evsignal_new(d->base, SIGHUP, on_signal, d);
 	d->sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
 	d->sig_int = evsignal_new(d->base, SIGINT, on_signal, d);
@@ -338,6 +351,7 @@ int serve_run(const struct serve_opts *opts)
 
 	event_base_dispatch(d->base);
 	sv_upstream_kill_all(d, SIGKILL);	/* whatever outlived the grace */
+	sv_rpcsup_kill_all(d, SIGKILL);
 	ret = 0;
 	serve_log(d, SERVE_LOG_INFO, "pegpu serve stopped");
 out:
@@ -345,6 +359,7 @@ out:
 	if (d->trash_ev)
 		trash_cb(-1, 0, d);
 	sv_router_free(d->router);
+	sv_rpcsup_free(d);
 	if (d->state)
 		sv_statedir_close(d->state);
 	{

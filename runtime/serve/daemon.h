@@ -32,6 +32,7 @@ struct serve_opts {
 
 struct upstream;
 struct statedir;
+struct rpc_proc;
 
 /* The effects side's data for one rt_model (rt_model.fx_data). */
 struct mdata {
@@ -52,6 +53,8 @@ struct daemon {
 	struct statedir *state;
 	char *token;			/* marks our children (see statedir.c) */
 	struct upstream *upstreams;	/* every process instance not yet reaped */
+	struct rpc_proc *rpcs;		/* supervised RPC servers (rpcsup.c) */
+	bool rpcs_stopping;		/* shutdown has stopped them */
 	struct event *sig_hup, *sig_term, *sig_int, *sig_chld;
 	struct event *shutdown_ev;	/* polls until every model stopped */
 	struct event *trash_ev;		/* frees connections outside callbacks */

@@ -12,6 +12,7 @@
 #include <event2/http.h>
 
 #include "reqctx.h"
+#include "rpcsup.h"
 #include "util.h"
 
 #define LOG_STREAM_MAX_BACKLOG	(4u << 20)
@@ -90,7 +91,9 @@ void sv_ep_running(struct req_ctx *c)
 			json_object_set_new(e, "description", json_string(sm->description));
 		json_array_append_new(list, e);
 	}
-	sv_ctx_reply_json(c, 200, json_pack("{s:o}", "running", list));
+	/* pegpu's own: the supervised RPC servers, for a split's other side */
+	sv_ctx_reply_json(c, 200, json_pack("{s:o,s:o}", "running", list, "rpcServers",
+					    sv_rpcsup_json(c->d)));
 }
 
 static bool unload_done(struct req_ctx *c)

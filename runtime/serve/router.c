@@ -162,7 +162,8 @@ static bool group_evicts(const struct rt_model *x, const struct rt_model *y)
 
 /*
  * Does starting x stop y?  Besides the group rule, two models that answer
- * on the same address can never run together.  A model retired by a reload
+ * on the same address can never run together, nor two split models that
+ * use one RPC server (it serves a single client).  A model retired by a reload
  * is judged by what its id means in the new config; one whose id is gone
  * gives way to any exclusive start, as a model of another group would.
  */
@@ -172,7 +173,7 @@ static bool evicts(struct router *r, struct rt_model *x, struct rt_model *y)
 
 	if (x == y)
 		return false;
-	if (same_endpoint(x, y))
+	if (same_endpoint(x, y) || serve_models_share_rpc(x->cfg, x->sm, y->cfg, y->sm))
 		return true;
 	if (!y->retired)
 		return group_evicts(x, y);

@@ -32,6 +32,10 @@
 
 #include "cmdline.h"
 #include "daemon.h"
+#include "logpipe.h"
+#include "rpcsup.h"
+#include "spawn.h"
+#include "split_exec.h"
 #include "statedir.h"
 #include "util.h"
 
@@ -43,13 +47,6 @@
 #define TAIL_LINES		6
 #define UPSTREAM_IO_TIMEOUT_S	86400	/* a long generation may say nothing for minutes */
 
-struct logpipe {
-	struct upstream *up;
-	int fd;
-	struct event *ev;
-	struct sv_buf partial;
-	char *prefix;
-};
 
 struct upstream {
 	struct daemon *d;
@@ -132,8 +129,10 @@ void sv_upstream_conn_put(struct upstream *up, struct evhttp_connection *c)
 		up->idle[up->n_idle++] = c;
 }
 
-static void remember_line(struct upstream *up, const char *line, size_t len)
+static void remember_line(void *arg, const char *line, size_t len)
 {
+	struct upstream *up = arg;
+
 	free(up->tail[up->tail_pos]);
 	up->tail[up->tail_pos] = sv_strndup(line, len > 300 ? 300 : len);
 	up->tail_pos = (up->tail_pos + 1) % TAIL_LINES;
@@ -154,184 +153,6 @@ static char *tail_text(const struct upstream *up)
 		}
 	}
 	return sv_sbuf_take(&b);
-}
-
-static void emit_line(struct logpipe *lp, const char *line, size_t len)
-{
-	struct daemon *d = lp->up->d;
-	char *text;
-
-	if (len && line[len - 1] == '\r')
-		len--;
-	text = sv_asprintf("[%s] %.*s", lp->prefix, (int)len, line);
-	sv_logring_add(d->log, LOG_UPSTREAM, text, strlen(text));
-	if (d->cfg->log_to_stdout == SERVE_LOG_UPSTREAM || d->cfg->log_to_stdout == SERVE_LOG_BOTH)
-		printf("%s\n", text);
-	free(text);
-	if (lp == lp->up->out)
-		remember_line(lp->up, line, len);
-}
-
-static void logpipe_read(evutil_socket_t fd, short what, void *arg)
-{
-	struct logpipe *lp = arg;
-	char buf[16384];
-	ssize_t n;
-
-	(void)what;
-	n = read(fd, buf, sizeof(buf));
-	if (n <= 0) {
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		event_del(lp->ev);	/* EOF: every writer is gone */
-		return;
-	}
-	sv_sbuf_add(&lp->partial, buf, (size_t)n);
-	for (;;) {
-		char *nl = memchr(lp->partial.p, '\n', lp->partial.len);
-		size_t used;
-
-		if (!nl) {
-			if (lp->partial.len < 8192)
-				break;
-			nl = lp->partial.p + lp->partial.len - 1;	/* cut a huge line */
-		}
-		used = (size_t)(nl - lp->partial.p) + 1;
-		emit_line(lp, lp->partial.p, used - (*nl == '\n'));
-		memmove(lp->partial.p, lp->partial.p + used, lp->partial.len - used);
-		lp->partial.len -= used;
-	}
-}
-
-/* Read whatever is already in the pipe (it is non-blocking). */
-static void logpipe_drain(struct logpipe *lp)
-{
-	for (int i = 0; i < 64; i++) {	/* at most 1 MiB */
-		int pending = 0;
-
-		if (ioctl(lp->fd, FIONREAD, &pending) || pending <= 0)
-			break;
-		logpipe_read(lp->fd, EV_READ, lp);
-	}
-}
-
-static struct logpipe *logpipe_new(struct upstream *up, int fd, const char *prefix)
-{
-	struct logpipe *lp = sv_calloc(1, sizeof(*lp));
-
-	lp->up = up;
-	lp->fd = fd;
-	lp->prefix = sv_strdup(prefix);
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	lp->ev = event_new(up->d->base, fd, EV_READ | EV_PERSIST, logpipe_read, lp);
-	event_add(lp->ev, NULL);
-	return lp;
-}
-
-static void logpipe_free(struct logpipe *lp)
-{
-	if (!lp)
-		return;
-	/* take what is already written before closing */
-	logpipe_drain(lp);
-	if (lp->partial.len)
-		emit_line(lp, lp->partial.p, lp->partial.len);
-	event_free(lp->ev);
-	close(lp->fd);
-	free(lp->partial.p);
-	free(lp->prefix);
-	free(lp);
-}
-
-static void close_from(int lowfd)
-{
-#if defined(__linux__) && defined(SYS_close_range)
-	if (syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0) == 0)
-		return;
-#endif
-	long max = sysconf(_SC_OPEN_MAX);
-
-	if (max < 0 || max > 65536)
-		max = 65536;
-	for (int fd = lowfd; fd < max; fd++)
-		close(fd);
-}
-
-/*
- * fork + exec argv in a new process group with env added to ours.  Output
- * goes to out_fd.  Returns the pid, or -1 with *err set when the program
- * could not be started at all (exec's error comes back through a
- * close-on-exec pipe, so "no such file" is reported here, not as an exit).
- */
-static pid_t spawn(char *const *argv, const struct sv_strv *env, const char *token, int out_fd,
-		   char **err)
-{
-	int ep[2], child_errno = 0;
-	pid_t parent = getpid(), pid;
-	ssize_t n;
-
-	if (pipe2(ep, O_CLOEXEC)) {
-		*err = sv_asprintf("pipe: %s", strerror(errno));
-		return -1;
-	}
-	pid = fork();
-	if (pid < 0) {
-		*err = sv_asprintf("fork: %s", strerror(errno));
-		close(ep[0]);
-		close(ep[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		sigset_t all;
-		int nullfd;
-
-		setpgid(0, 0);
-#ifdef __linux__
-		/* See statedir.h: the kernel stops us if the daemon dies. */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(1);
-#else
-		(void)parent;
-#endif
-		for (int sig = 1; sig < NSIG; sig++)
-			if (sig != SIGKILL && sig != SIGSTOP)
-				signal(sig, SIG_DFL);	/* the daemon ignores SIGPIPE */
-		sigemptyset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		nullfd = open("/dev/null", O_RDONLY);
-		if (nullfd >= 0 && nullfd != 0) {
-			dup2(nullfd, 0);
-			close(nullfd);
-		}
-		dup2(out_fd, 1);
-		dup2(out_fd, 2);
-		if (ep[1] != 3) {
-			dup2(ep[1], 3);
-			fcntl(3, F_SETFD, FD_CLOEXEC);
-		}
-		close_from(4);
-		for (size_t i = 0; env && i < env->n; i++)
-			putenv(env->v[i]);
-		setenv(SERVE_TOKEN_ENV, token, 1);
-		execvp(argv[0], argv);
-		child_errno = errno;
-		n = write(3, &child_errno, sizeof(child_errno));
-		(void)n;
-		_exit(127);
-	}
-	setpgid(pid, pid);	/* also here: no window where it is in our group */
-	close(ep[1]);
-	do {
-		n = read(ep[0], &child_errno, sizeof(child_errno));
-	} while (n < 0 && errno == EINTR);
-	close(ep[0]);
-	if (n == (ssize_t)sizeof(child_errno)) {
-		waitpid(pid, NULL, 0);
-		*err = sv_asprintf("cannot run '%s': %s", argv[0], strerror(child_errno));
-		return -1;
-	}
-	return pid;
 }
 
 /* Drop the health connection.  A probe in flight is cancelled first:
@@ -531,7 +352,7 @@ static void leader_exited(struct upstream *up, int status)
 	/* its last words may still sit in the pipe: they belong in the
 	 * message below */
 	if (up->out)
-		logpipe_drain(up->out);
+		sv_logpipe_drain(up->out);
 	if (up->stop_requested) {
 		serve_log(d, SERVE_LOG_INFO, "model '%s' stopped (%s)", up->model, st);
 	} else if (!up->ready) {
@@ -581,8 +402,10 @@ void sv_upstream_on_sigchld(struct daemon *d)
 		bool is_stop;
 		struct upstream *up = find_by_pid(d, pid, &is_stop);
 
-		if (!up)
+		if (!up) {
+			sv_rpcsup_reaped(d, pid, status);
 			continue;
+		}
 		if (is_stop)
 			stop_exited(up, status);
 		else
@@ -619,8 +442,8 @@ static void finish(struct upstream *up)
 	event_free(up->group_ev);
 	up->health_ev = up->kill_ev = up->group_ev = NULL;
 	health_close(up);
-	logpipe_free(up->out);
-	logpipe_free(up->stop_out);
+	sv_logpipe_free(up->out);
+	sv_logpipe_free(up->stop_out);
 	up->out = up->stop_out = NULL;
 	sv_statedir_forget(d->state, up->pid);
 	for (pp = &d->upstreams; *pp; pp = &(*pp)->next) {
@@ -678,14 +501,18 @@ void sv_upstream_start(struct daemon *d, struct rt_model *m)
 		err = sv_asprintf("pipe: %s", strerror(errno));
 		goto fail;
 	}
-	up->pid = spawn(sm->argv.v, &sm->env, d->token, op[1], &err);
+	/* a split model plans in its child (split_exec.h) */
+	struct split_exec sx = { .cfg = m->cfg, .sm = sm };
+
+	up->pid = sv_spawn(sm->argv.v, &sm->env, d->token, op[1],
+			   sm->split ? sv_split_prepare : NULL, &sx, &err);
 	close(op[1]);
 	if (up->pid < 0) {
 		close(op[0]);
 		up->pid = 0;
 		goto fail;
 	}
-	up->out = logpipe_new(up, op[0], m->id);
+	up->out = sv_logpipe_new(d, op[0], m->id, remember_line, up);
 	sv_statedir_record(d->state, up->pid, d->token, m->id);
 	if (!sm->check_endpoint) {
 		event_assign(up->health_ev, d->base, -1, 0, ready_without_check, up);
@@ -730,14 +557,14 @@ void sv_upstream_stop(struct daemon *d, struct rt_model *m)
 		cmd = sv_str_replace_all(sm->cmd_stop, "${PID}", pid);
 		serve_log(d, SERVE_LOG_INFO, "stopping model '%s' with cmdStop: %s", m->id, cmd);
 		if (sv_cmdline_split(cmd, &argv, &err) == 0 && pipe2(op, O_CLOEXEC) == 0) {
-			pid_t sp = spawn(argv.v, &sm->env, d->token, op[1], &err);
+			pid_t sp = sv_spawn(argv.v, &sm->env, d->token, op[1], NULL, NULL, &err);
 
 			close(op[1]);
 			if (sp > 0) {
 				char *prefix = sv_asprintf("%s cmdStop", m->id);
 
 				up->stop_pid = sp;
-				up->stop_out = logpipe_new(up, op[0], prefix);
+				up->stop_out = sv_logpipe_new(d, op[0], prefix, NULL, NULL);
 				free(prefix);
 			} else {
 				close(op[0]);

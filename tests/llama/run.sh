@@ -307,6 +307,159 @@ else
 fi
 stop "$rpc_pid"
 
+# ---- pegpu serve end to end: a llama-swap config, a supervised RPC server ----
+
+# complete_url URL: like complete, against any base URL
+complete_url() {
+	curl -sf -m 180 "$1/completion" -d '{"prompt": "The quick brown fox",
+		"n_predict": 16, "temperature": 0, "seed": 1, "ignore_eos": true,
+		"return_tokens": true, "cache_prompt": false}' |
+		python3 -c 'import json, sys; t = json.load(sys.stdin)["tokens"]; assert len(t) == 16; print(t)'
+}
+
+# rpc_field FIELD: a field of the supervised RPC server in /running
+rpc_field() {
+	curl -sf -m 5 "$serve_url/running" |
+		python3 -c 'import json, sys; print(json.load(sys.stdin)["rpcServers"][0][sys.argv[1]])' "$1"
+}
+
+next_port
+srpc_port=$port
+next_port
+serve_port=$port
+port_base=$((port_base + 10))
+serve_url=http://127.0.0.1:$serve_port
+# about a third of the layers on the eGPU, as in the split above
+sreserve=${reserve:-0}
+cat > "$work/serve.yaml" <<EOF
+# written by tests/llama/run.sh
+healthCheckTimeout: 60
+logToStdout: both
+startPort: $((port_base - 8))
+rpcServers:
+  egpu:
+    endpoint: 127.0.0.1:$srpc_port
+    cmd: $LLAMA_RPC_SERVER -H 127.0.0.1 -p $srpc_port
+models:
+  tiny:
+    cmd: $LLAMA_SERVER -m $work/tiny.gguf --host 127.0.0.1 --port \${PORT} -c 512 -t 2 -ngl 0 --fit off
+  tiny-split:
+    cmd: $LLAMA_SERVER -m $work/tiny.gguf --host 127.0.0.1 --port \${PORT} -c 512 -t 2 -lv 5
+    split:
+      rpc: [egpu]
+      hostMemory: 1G
+      reserve: $sreserve
+  nowhere:
+    cmd: $LLAMA_SERVER -m $work/tiny.gguf --host 127.0.0.1 --port \${PORT} -c 512 -t 2
+    split:
+      rpc: [127.0.0.1:1]
+      hostMemory: 1G
+EOF
+if "$pegpu" serve --check --config "$work/serve.yaml" > "$work/serve-check.log" 2>&1; then
+	ok "pegpu serve --check accepts a llama-swap config with rpcServers and split"
+else
+	bad serve-check "$(cat "$work/serve-check.log")"
+fi
+start serve "$pegpu" serve --config "$work/serve.yaml" --listen "127.0.0.1:$serve_port" \
+	--state-dir "$work/serve-state"
+serve_pid=$bg
+for _ in $(seq 100); do
+	[ "$(rpc_field state 2>/dev/null)" = running ] && break
+	sleep 0.1
+done
+
+if complete_url "$serve_url/upstream/tiny" > "$work/serve-tiny.tokens" &&
+   cmp -s "$work/tiny.tokens" "$work/serve-tiny.tokens"; then
+	ok "pegpu serve starts llama-server on demand and proxies it (same 16 greedy tokens)"
+else
+	bad serve-tiny "$(tail -3 "$work/serve.log" | tr '\n' ' ')"
+fi
+# OpenAI-style route, model chosen by the request's model field
+if curl -sf -m 120 "$serve_url/v1/completions" -H 'Content-Type: application/json' \
+	-d '{"model": "tiny", "prompt": "Hello", "max_tokens": 4, "temperature": 0}' |
+	python3 -c 'import json, sys; j = json.load(sys.stdin); assert j["choices"][0]["text"] is not None'; then
+	ok "pegpu serve: /v1/completions routed by the model field"
+else
+	bad serve-v1 "no completion from /v1/completions"
+fi
+
+# the split model: planned at start from the supervised server's free memory
+if complete_url "$serve_url/upstream/tiny-split" > "$work/serve-split.tokens"; then
+	if cmp -s "$work/tiny.tokens" "$work/serve-split.tokens"; then
+		ok "pegpu serve: the split model yields the same 16 greedy tokens as unsplit"
+	else
+		bad serve-split-tokens "unsplit $(cat "$work/tiny.tokens") vs split $(cat "$work/serve-split.tokens")"
+	fi
+	if why=$(python3 - "$work/serve.log" <<'EOF'
+import re, sys
+log = open(sys.argv[1], errors="replace").read()
+m = re.findall(r"(\d+) of (\d+) layers( and the output layer)? on the eGPU", log)
+if not m:
+    sys.exit("no plan in the serve log")
+g, n, out = int(m[-1][0]), int(m[-1][1]), bool(m[-1][2])
+got = {int(a): d for a, d in re.findall(r"layer +(\d+) assigned to device (\S+?),", log)}
+rpc = sorted(il for il, d in got.items() if d.startswith("RPC"))
+want = list(range(n - g, n)) + ([n] if out else [])
+if not 0 < g < n or rpc != want:
+    sys.exit(f"plan: {g} of {n} layers (+output: {out}); llama.cpp put {rpc} on RPC")
+print(f"{g} of {n} layers + output")
+EOF
+	); then
+		ok "pegpu serve: llama-server places the planned layers on the RPC server ($why)"
+	else
+		bad serve-split-placement "$why"
+	fi
+else
+	bad serve-split "$(grep -E 'tiny-split|split' "$work/serve.log" | tail -4 | tr '\n' ' ')"
+fi
+
+# kill the RPC server: the daemon restarts it and the split model, and the
+# next request is answered with the same tokens
+rpid=$(rpc_field pid 2>/dev/null)
+t0=$SECONDS
+if [ -n "$rpid" ] && [ "$rpid" != 0 ] && kill -9 "$rpid"; then
+	for _ in $(seq 100); do
+		[ "$(rpc_field restarts 2>/dev/null)" = 1 ] && [ "$(rpc_field state 2>/dev/null)" = running ] && break
+		sleep 0.1
+	done
+	if grep -q "model 'tiny-split' lost its RPC server 'egpu'" "$work/serve.log" &&
+	   [ "$(rpc_field restarts)" = 1 ]; then
+		ok "pegpu serve: a killed RPC server is restarted and its model is stopped with a clear message"
+	else
+		bad serve-rpc-restart "restarts $(rpc_field restarts 2>&1); $(grep -i rpc "$work/serve.log" | tail -3 | tr '\n' ' ')"
+	fi
+	if complete_url "$serve_url/upstream/tiny-split" > "$work/serve-split2.tokens" &&
+	   cmp -s "$work/tiny.tokens" "$work/serve-split2.tokens"; then
+		ok "pegpu serve: after the RPC server died, the split model answers again ($((SECONDS - t0)) s, same tokens)"
+	else
+		bad serve-rpc-recover "$(grep -E 'tiny-split|egpu' "$work/serve.log" | tail -4 | tr '\n' ' ')"
+	fi
+	grep -q "restarting model 'tiny-split' now that RPC server 'egpu' is back" "$work/serve.log" &&
+		ok "pegpu serve: the split model was restarted by the daemon, not by the next request" ||
+		bad serve-rpc-proactive "no proactive restart in the log"
+else
+	bad serve-rpc-kill "no RPC server pid in /running"
+fi
+
+# a split whose RPC server is not there: a clear error, the daemon alive
+code=$(curl -s -m 60 -o "$work/nowhere.json" -w '%{http_code}' "$serve_url/v1/completions" \
+	-H 'Content-Type: application/json' -d '{"model": "nowhere", "prompt": "x", "max_tokens": 1}')
+if [ "$code" -ge 500 ] && grep -q "not listening" "$work/nowhere.json" && kill -0 "$serve_pid"; then
+	ok "pegpu serve: a split model without its RPC server fails with a clear error ($code)"
+else
+	bad serve-nowhere "HTTP $code: $(head -c 300 "$work/nowhere.json")"
+fi
+
+# SIGTERM: models first, then the RPC server; nothing left running
+rpid=$(rpc_field pid 2>/dev/null)
+stop "$serve_pid"
+sleep 0.5
+if [ -n "$rpid" ] && ! kill -0 "$rpid" 2>/dev/null && ! pgrep -f "$work/tiny.gguf" >/dev/null; then
+	ok "pegpu serve stops its models and RPC server on SIGTERM"
+else
+	bad serve-stop "left running: $(pgrep -af "ggml-rpc-server -H 127.0.0.1 -p $srpc_port|$work/tiny.gguf" | head -3 | tr '\n' ' ')"
+fi
+
 # ---- errors ----
 
 "$pegpu" plan "$work/tiny.gguf" --ctx 512 --host-mem 4M --rpc 127.0.0.1:1=4M > /dev/null 2>"$work/nofit.err"
@@ -317,7 +470,7 @@ else
 	bad plan-nofit "exit $rc: $(cat "$work/nofit.err")"
 fi
 
-# fake RPC servers: an old protocol, and one that never answers
+# fake RPC servers: a protocol too old (1.x), and one that never answers
 fake() {
 	python3 - "$1" "$2" <<'EOF'
 import socket, struct, sys, time
@@ -335,10 +488,10 @@ for _ in range(2):
     if mode == "silent":
         time.sleep(10)
         break
-    if n:			# protocol 3 servers take an empty HELLO only
+    if n:			# protocols 1 to 4 take an empty HELLO only
         c.close()
         continue
-    c.sendall(struct.pack("<Q", 3) + bytes([3, 6, 0]))
+    c.sendall(struct.pack("<Q", 3) + bytes([1, 0, 0]))
     c.close()
     break
 EOF
@@ -356,7 +509,7 @@ for mode in old silent; do
 	rc=$?
 	took=$((SECONDS - t0))
 	if [ "$mode" = old ]; then
-		want='speaks RPC protocol 3.6.0'
+		want='speaks RPC protocol 1.0.0'
 		what="a protocol mismatch is a clear error"
 	else
 		want='no answer within 2000 ms'

@@ -80,20 +80,19 @@ fi
 
 # --- the guest image: built from Debian packages, cached by its inputs --------
 suite=${PEGPU_SYSTEM_SUITE:-trixie}
-# relative paths: pegpu_hash hashes names too, and the key must not depend on
-# where the checkout is
-key=$(pegpu_hash scripts/image-build.sh scripts/lib/common.sh "$suite")
-imgdir=$PEGPU_CACHE/system-image/$key
 img=pegpu-$suite-amd64.qcow2
-if [ -f "$imgdir/SHA512SUMS" ] && [ -f "$imgdir/$img" ]; then
-	pass image/build "cached: $imgdir"
-else
-	t=$(now)
-	if "$top/scripts/image-build.sh" --suite "$suite" --out "$imgdir/$img" > "$log/image-build.log" 2>&1; then
-		pass image/build "$(secs "$t") s"
+# shellcheck source=../../scripts/lib/guest-image.sh
+. "$top/scripts/lib/guest-image.sh"
+t=$(now)
+if pegpu_guest_image "$suite" "$log/image-build.log" > "$work/imgdir"; then
+	imgdir=$(cat "$work/imgdir")
+	if [ "$pegpu_guest_image_built" = 0 ]; then
+		pass image/build "cached: $imgdir"
 	else
-		tail -20 "$log/image-build.log"; fail image/build "see $log/image-build.log"; finish
+		pass image/build "$(secs "$t") s"
 	fi
+else
+	tail -20 "$log/image-build.log"; fail image/build "see $log/image-build.log"; finish
 fi
 cp "$imgdir/$img" "$imgdir/SHA512SUMS" "$work/serve/"
 

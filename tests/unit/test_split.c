@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Split planner: hand-computed placements, the exact llama-server
- * arguments, budgets that do not fit, MoE expert offload, bad requests.
+ * arguments, budgets that do not fit, MoE expert offload, bad requests;
+ * under both of llama.cpp's -ngl rules.
  *
  * The standard dense model: 10 layers of 100 bytes, 1 byte of KV per token
  * per layer, ctx 10 (so 110 bytes a layer), input 50, output 30.
@@ -375,6 +376,320 @@ static void test_gpu_host_moe(void **state)
 	split_plan_free(&p);
 }
 
+/*
+ * llama.cpp before #18148 (SPLIT_NGL_LAYERS_ONLY): -ngl G offloads the last
+ * G repeating layers and keeps the output on the CPU; only -ngl n + 1
+ * offloads the output, with every layer.  No --fit, no --device, -ts always.
+ */
+static void test_legacy_partial(void **state)
+{
+	struct model m;
+	struct split_rpc_dev d[] = { dev("10.0.0.2:50052", 0, 550) };
+	struct split_request r = { .model = &m.s, .ctx = 10, .host_budget = 1000, .devs = d,
+				   .n_devs = 1 };
+	struct split_plan p;
+
+	(void)state;
+	dense(&m, 10);
+	/* output-first: output 30 + 4 x 110 = 470; a 5th layer would be 580 */
+	plan_ok(&r, &p);
+	assert_int_equal(p.gpu_layers, 4);
+	assert_int_equal(p.ngl, 5);
+	assert_int_equal(p.ngl_rule, SPLIT_NGL_OUTPUT_FIRST);
+	assert_true(p.dev[1].has_output);
+	split_plan_free(&p);
+
+	/* layers-only: no room kept for the output, 5 x 110 = 550 fit */
+	r.ngl_rule = SPLIT_NGL_LAYERS_ONLY;
+	plan_ok(&r, &p);
+	assert_int_equal(p.ngl_rule, SPLIT_NGL_LAYERS_ONLY);
+	assert_int_equal(p.gpu_layers, 5);
+	assert_int_equal(p.ngl, 5);
+	assert_int_equal(p.n_dev, 2);
+	/* the host: input 50, layers 0-4 (500 + KV 50), output 30 */
+	assert_true(p.dev[0].is_host);
+	assert_true(p.dev[0].has_input);
+	assert_true(p.dev[0].has_output);
+	assert_int_equal(p.dev[0].first_layer, 0);
+	assert_int_equal(p.dev[0].n_layers, 5);
+	assert_int_equal(p.dev[0].weight_bytes, 580);
+	assert_int_equal(p.dev[0].kv_bytes, 50);
+	assert_int_equal(p.dev[0].total_bytes, 630);
+	/* RPC0: layers 5-9, no output */
+	assert_string_equal(p.dev[1].name, "RPC0");
+	assert_true(p.dev[1].used);
+	assert_false(p.dev[1].has_output);
+	assert_int_equal(p.dev[1].first_layer, 5);
+	assert_int_equal(p.dev[1].n_layers, 5);
+	assert_int_equal(p.dev[1].weight_bytes, 500);
+	assert_int_equal(p.dev[1].kv_bytes, 50);
+	assert_int_equal(p.dev[1].total_bytes, 550);
+	expect_args(&p, "--rpc 10.0.0.2:50052 -ngl 5 -ts 5 -c 10");
+	split_plan_free(&p);
+
+	/* a device that holds the output but no layer stays out: -ngl 0 */
+	d[0].free_bytes = 100;
+	r.host_budget = 1180;
+	plan_ok(&r, &p);
+	assert_int_equal(p.gpu_layers, 0);
+	assert_int_equal(p.ngl, 0);
+	assert_true(p.dev[0].has_output);
+	assert_false(p.dev[1].used);
+	assert_false(p.dev[1].has_output);
+	assert_int_equal(p.dev[0].total_bytes, 1180);
+	expect_args(&p, "-ngl 0 -c 10");
+	split_plan_free(&p);
+}
+
+static void test_legacy_everything(void **state)
+{
+	struct model m;
+	struct split_rpc_dev d[] = { dev("10.0.0.2:1", 0, 10000) };
+	struct split_request r = { .model = &m.s, .ctx = 10, .host_budget = 50, .devs = d,
+				   .n_devs = 1, .ngl_rule = SPLIT_NGL_LAYERS_ONLY };
+	struct split_plan p;
+	char err[SPLIT_ERR_LEN];
+
+	(void)state;
+	dense(&m, 10);
+	/* all 10 layers and the output: -ngl 11, the host keeps the input */
+	plan_ok(&r, &p);
+	assert_int_equal(p.gpu_layers, 10);
+	assert_int_equal(p.ngl, 11);
+	assert_false(p.dev[0].has_output);
+	assert_int_equal(p.dev[0].n_layers, 0);
+	assert_int_equal(p.dev[0].total_bytes, 50);
+	assert_true(p.dev[1].has_output);
+	assert_int_equal(p.dev[1].first_layer, 0);
+	assert_int_equal(p.dev[1].n_layers, 10);
+	assert_int_equal(p.dev[1].weight_bytes, 1030);
+	assert_int_equal(p.dev[1].kv_bytes, 100);
+	expect_args(&p, "--rpc 10.0.0.2:1 -ngl 11 -ts 11 -c 10");
+	split_plan_free(&p);
+
+	/*
+	 * 1100 free: every layer (10 x 110) but not the output as well.
+	 * -ngl 10 offloads all repeating layers and keeps the output home,
+	 * which the 50-byte host budget cannot take (80 needed)...
+	 */
+	d[0].free_bytes = 1100;
+	assert_int_equal(split_plan(&r, &p, err, sizeof(err)), -ENOSPC);
+	if (!strstr(err, "30 bytes missing"))
+		fail_msg("%s", err);
+	/* ...and an 80-byte one can */
+	r.host_budget = 80;
+	plan_ok(&r, &p);
+	assert_int_equal(p.gpu_layers, 10);
+	assert_int_equal(p.ngl, 10);
+	assert_true(p.dev[0].has_output);
+	assert_int_equal(p.dev[0].weight_bytes, 80);
+	assert_false(p.dev[1].has_output);
+	assert_int_equal(p.dev[1].total_bytes, 1100);
+	expect_args(&p, "--rpc 10.0.0.2:1 -ngl 10 -ts 10 -c 10");
+	split_plan_free(&p);
+}
+
+static void test_legacy_two_servers(void **state)
+{
+	struct model m;
+	struct split_rpc_dev d[] = { dev("10.0.0.2:1", 0, 300), dev("10.0.0.3:2", 0, 550) };
+	struct split_request r = { .model = &m.s, .ctx = 10, .host_budget = 1000, .devs = d,
+				   .n_devs = 2, .ngl_rule = SPLIT_NGL_LAYERS_ONLY };
+	struct split_plan p;
+
+	(void)state;
+	dense(&m, 10);
+	/* RPC1 (last): layers 5-9 (550); RPC0: layers 3-4 (220); host 0-2 + output */
+	plan_ok(&r, &p);
+	assert_int_equal(p.gpu_layers, 7);
+	assert_int_equal(p.ngl, 7);
+	assert_int_equal(p.dev[0].n_layers, 3);
+	assert_true(p.dev[0].has_output);
+	assert_int_equal(p.dev[0].total_bytes, 50 + 330 + 30);
+	assert_string_equal(p.dev[1].name, "RPC0");
+	assert_int_equal(p.dev[1].first_layer, 3);
+	assert_int_equal(p.dev[1].n_layers, 2);
+	assert_false(p.dev[1].has_output);
+	assert_string_equal(p.dev[2].name, "RPC1");
+	assert_int_equal(p.dev[2].first_layer, 5);
+	assert_int_equal(p.dev[2].n_layers, 5);
+	assert_false(p.dev[2].has_output);
+	assert_int_equal(p.dev[2].total_bytes, 550);
+	expect_args(&p, "--rpc 10.0.0.2:1,10.0.0.3:2 -ngl 7 -ts 2,5 -c 10");
+	split_plan_free(&p);
+
+	/* output-first with the same memory: RPC1 keeps 30 for the output */
+	r.ngl_rule = SPLIT_NGL_OUTPUT_FIRST;
+	plan_ok(&r, &p);
+	assert_int_equal(p.gpu_layers, 6);
+	expect_args(&p, "--rpc 10.0.0.2:1,10.0.0.3:2 --device RPC0,RPC1 -ngl 7 -ts 2,5 -c 10 "
+		    "--fit off");
+	split_plan_free(&p);
+
+	/* everything fits: RPC1 takes the output and 4 layers, RPC0 6 layers */
+	r.ngl_rule = SPLIT_NGL_LAYERS_ONLY;
+	d[0].free_bytes = 660;
+	d[1].free_bytes = 470;
+	plan_ok(&r, &p);
+	assert_int_equal(p.gpu_layers, 10);
+	assert_int_equal(p.ngl, 11);
+	assert_false(p.dev[0].has_output);
+	assert_int_equal(p.dev[1].n_layers, 6);
+	assert_int_equal(p.dev[2].first_layer, 6);
+	assert_int_equal(p.dev[2].n_layers, 4);
+	assert_true(p.dev[2].has_output);
+	assert_int_equal(p.dev[2].total_bytes, 470);
+	expect_args(&p, "--rpc 10.0.0.2:1,10.0.0.3:2 -ngl 11 -ts 6,5 -c 10");
+	split_plan_free(&p);
+}
+
+static void test_legacy_multi_device_server(void **state)
+{
+	struct model m;
+	struct split_rpc_dev d[] = { dev("10.0.0.2:1", 0, 0), dev("10.0.0.2:1", 1, 500),
+				     dev("10.0.0.9:7", 0, 0) };
+	struct split_request r = { .model = &m.s, .ctx = 10, .host_budget = 1000, .devs = d,
+				   .n_devs = 3, .ngl_rule = SPLIT_NGL_LAYERS_ONLY };
+	struct split_plan p;
+
+	(void)state;
+	dense(&m, 10);
+	/*
+	 * Without --device both devices of 10.0.0.2:1 are in llama.cpp's
+	 * list: the empty one gets a share of 0.
+	 */
+	plan_ok(&r, &p);
+	assert_int_equal(p.gpu_layers, 4);
+	assert_int_equal(p.ngl, 4);
+	assert_string_equal(p.dev[1].name, "-");
+	assert_false(p.dev[1].used);
+	assert_string_equal(p.dev[2].name, "RPC1");
+	assert_int_equal(p.dev[2].first_layer, 6);
+	assert_false(p.dev[3].used);
+	expect_args(&p, "--rpc 10.0.0.2:1 -ngl 4 -ts 0,4 -c 10");
+	split_plan_free(&p);
+}
+
+static void test_legacy_does_not_fit(void **state)
+{
+	struct model m;
+	struct split_rpc_dev d[] = { dev("10.0.0.2:50052", 0, 500) };
+	struct split_request r = { .model = &m.s, .ctx = 10, .host_budget = 700, .devs = d,
+				   .n_devs = 1, .ngl_rule = SPLIT_NGL_LAYERS_ONLY };
+	struct split_plan p;
+	char err[SPLIT_ERR_LEN];
+
+	(void)state;
+	dense(&m, 10);
+	/*
+	 * 4 layers on RPC0 (440); the host needs input 50 + 6 x 110 + the
+	 * output 30 = 740 (output-first: 710, as the output went to RPC0).
+	 */
+	assert_int_equal(split_plan(&r, &p, err, sizeof(err)), -ENOSPC);
+	if (!strstr(err, "40 bytes missing"))
+		fail_msg("%s", err);
+	assert_non_null(strstr(err, "4 of its 10 layers"));
+	assert_non_null(strstr(err, "740 bytes"));
+	assert_non_null(strstr(err, "Lower --ctx"));
+	assert_null(p.argv);
+	r.host_budget = 740;
+	plan_ok(&r, &p);
+	assert_int_equal(p.dev[0].total_bytes, 740);
+	split_plan_free(&p);
+}
+
+static void test_legacy_gpu_host(void **state)
+{
+	struct model m;
+	struct split_rpc_dev d[] = { dev("10.0.0.2:1", 0, 500) };
+	struct split_request r = { .model = &m.s, .ctx = 10, .host_budget = 1000, .devs = d,
+				   .n_devs = 1, .host_device = "MTL0",
+				   .ngl_rule = SPLIT_NGL_LAYERS_ONLY };
+	struct split_plan p;
+
+	(void)state;
+	dense(&m, 10);
+	/* the same placement as output-first; the host's GPU is last by default */
+	plan_ok(&r, &p);
+	assert_int_equal(p.gpu_layers, 4);
+	assert_int_equal(p.ngl, 11);
+	assert_int_equal(p.dev[0].n_layers, 4);
+	assert_false(p.dev[0].has_output);
+	assert_true(p.dev[1].has_output);
+	assert_int_equal(p.dev[1].total_bytes, 600 + 60 + 50 + 30);
+	expect_args(&p, "--rpc 10.0.0.2:1 -ngl 11 -ts 4,7 -c 10");
+	split_plan_free(&p);
+
+	r.n_devs = 0;
+	r.host_budget = 1180;
+	plan_ok(&r, &p);
+	expect_args(&p, "-ngl 11 -c 10");
+	split_plan_free(&p);
+}
+
+/*
+ * MoE with an output layer: the moe() model plus 100 bytes of output.  With
+ * 850 free, the dense parts of all 4 layers (800) fit but not the output
+ * too: layers-only offloads all 4 layers (-ngl 4 = every repeating layer),
+ * keeps the output and every expert home; output-first's -ngl 4 means the
+ * output and layers 1-3, with layer 0 whole on the host.
+ */
+static void test_legacy_moe(void **state)
+{
+	struct model m;
+	struct split_rpc_dev d[] = { dev("h:1", 0, 850) };
+	struct split_request r = { .model = &m.s, .ctx = 10, .host_budget = 10000, .devs = d,
+				   .n_devs = 1, .ngl_rule = SPLIT_NGL_LAYERS_ONLY };
+	struct split_plan p;
+
+	(void)state;
+	moe(&m);
+	m.s.output_bytes = 100;
+	m.s.total_bytes = 4100;
+	/*
+	 * Host reads per token: all experts home 4 x 800 / 4 + output 100 =
+	 * 900; whole layers cannot go (a layer is 1000 > 850): 4 x 400 + 100.
+	 */
+	plan_ok(&r, &p);
+	assert_int_equal(p.gpu_layers, 4);
+	assert_int_equal(p.ngl, 4);
+	assert_int_equal(p.expert_first, 0);
+	assert_int_equal(p.expert_count, 4);
+	assert_int_equal(p.dev[0].n_layers, 0);
+	assert_true(p.dev[0].has_output);
+	assert_int_equal(p.dev[0].expert_bytes, 3200);
+	assert_int_equal(p.dev[0].weight_bytes, 3300);
+	assert_false(p.dev[1].has_output);
+	assert_int_equal(p.dev[1].weight_bytes, 800);
+	expect_args(&p, "--rpc h:1 -ngl 4 -ts 4 -ot "
+		    "'blk\\.(0|1|2|3)\\.ffn_[a-z_]+_exps\\.=CPU' -c 10");
+	split_plan_free(&p);
+
+	r.ngl_rule = SPLIT_NGL_OUTPUT_FIRST;
+	plan_ok(&r, &p);
+	assert_int_equal(p.gpu_layers, 3);
+	assert_int_equal(p.ngl, 4);
+	assert_int_equal(p.expert_first, 1);
+	assert_int_equal(p.expert_count, 3);
+	assert_int_equal(p.dev[0].weight_bytes, 1000 + 2400);
+	assert_int_equal(p.dev[1].weight_bytes, 600 + 100);
+	expect_args(&p, "--rpc h:1 --device RPC0 -ngl 4 -ot "
+		    "'blk\\.(1|2|3)\\.ffn_[a-z_]+_exps\\.=CPU' -c 10 --fit off");
+	split_plan_free(&p);
+
+	/* 900 free: dense parts and the output fit, so -ngl 5 offloads it too */
+	r.ngl_rule = SPLIT_NGL_LAYERS_ONLY;
+	d[0].free_bytes = 900;
+	plan_ok(&r, &p);
+	assert_int_equal(p.ngl, 5);
+	assert_true(p.dev[1].has_output);
+	assert_false(p.dev[0].has_output);
+	assert_int_equal(p.dev[0].weight_bytes, 3200);
+	expect_args(&p, "--rpc h:1 -ngl 5 -ts 5 -ot "
+		    "'blk\\.(0|1|2|3)\\.ffn_[a-z_]+_exps\\.=CPU' -c 10");
+	split_plan_free(&p);
+}
+
 static void test_bad_requests(void **state)
 {
 	struct model m;
@@ -421,6 +736,11 @@ static void test_bad_requests(void **state)
 	struct split_rpc_dev bad[] = { dev("a b:1", 0, 1) };
 
 	m.x[2] = 0;
+	r.ngl_rule = (enum split_ngl_rule)7;
+	assert_int_equal(split_plan(&r, &p, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "-ngl rule"));
+
+	r.ngl_rule = SPLIT_NGL_OUTPUT_FIRST;
 	r.devs = bad;
 	r.n_devs = 1;
 	assert_int_equal(split_plan(&r, &p, err, sizeof(err)), -EINVAL);
@@ -476,6 +796,13 @@ int main(void)
 		cmocka_unit_test(test_edges),
 		cmocka_unit_test(test_moe),
 		cmocka_unit_test(test_gpu_host_moe),
+		cmocka_unit_test(test_legacy_partial),
+		cmocka_unit_test(test_legacy_everything),
+		cmocka_unit_test(test_legacy_two_servers),
+		cmocka_unit_test(test_legacy_multi_device_server),
+		cmocka_unit_test(test_legacy_does_not_fit),
+		cmocka_unit_test(test_legacy_gpu_host),
+		cmocka_unit_test(test_legacy_moe),
 		cmocka_unit_test(test_bad_requests),
 		cmocka_unit_test(test_large),
 	};

@@ -263,9 +263,8 @@ static void unsupported(void **state)
 	assert_true(sv_diag_has(&d, DIAG_WARNING, 5, "sendLoadingState"));
 	assert_true(sv_diag_has(&d, DIAG_ERROR, 6, "'peers' in the top level is not supported"));
 	assert_true(sv_diag_has(&d, DIAG_WARNING, 13, "capabilities"));
-	assert_true(sv_diag_has(&d, DIAG_ERROR, 15, "'split' is not yet supported"));
-	assert_true(sv_diag_has(&d, DIAG_ERROR, 17, "'matrix' in the top level is not supported"));
-	assert_int_equal(d.n_errors, 3);
+	assert_true(sv_diag_has(&d, DIAG_ERROR, 15, "'matrix' in the top level is not supported"));
+	assert_int_equal(d.n_errors, 2);
 	assert_int_equal(d.n_warnings, 3);
 	sv_diag_free(&d);
 }
@@ -378,11 +377,142 @@ static void same_process(void **state)
 	serve_config_unref(b);
 }
 
+/* pegpu's split keys: parsed, defaults, the planner's flags kept out of cmd. */
+static void split_keys(void **state)
+{
+	struct serve_diag d;
+	struct serve_config *cfg = load("split.yaml", &d);
+	const struct serve_model *m;
+	const struct serve_split *sp;
+
+	(void)state;
+	dump_on_error(&d);
+	assert_non_null(cfg);
+	assert_int_equal(d.n_errors, 0);
+	assert_int_equal(cfg->n_rpc_servers, 3);	/* two named, one by endpoint */
+	assert_string_equal(cfg->rpc_servers[0].id, "egpu");
+	assert_string_equal(cfg->rpc_servers[0].endpoint, "192.168.64.2:50052");
+	assert_int_equal(cfg->rpc_servers[0].argv.n, 11);
+	assert_string_equal(cfg->rpc_servers[0].argv.v[0], "pegpu");
+	assert_string_equal(cfg->rpc_servers[0].env.v[0], "GGML_RPC_DEBUG=0");
+	assert_int_equal(cfg->rpc_servers[0].free_bytes, 0);
+	assert_null(cfg->rpc_servers[1].cmd);
+	assert_int_equal(cfg->rpc_servers[1].free_bytes, 6ull << 30);
+	assert_string_equal(cfg->rpc_servers[2].endpoint, "127.0.0.1:50060");
+	assert_null(cfg->rpc_servers[2].cmd);
+
+	m = model(cfg, "big");
+	sp = m->split;
+	assert_non_null(sp);
+	assert_int_equal(sp->n_rpc, 1);
+	assert_int_equal(sp->rpc[0], 0);
+	assert_string_equal(sp->model_path, "/models/big.gguf");
+	assert_int_equal(sp->host_memory, 12ull << 30);
+	assert_int_equal(sp->reserve, 1ull << 30);
+	assert_int_equal(sp->ctx, 8192);		/* from cmd's -c */
+	assert_true(sp->cmd_has_ctx);
+	assert_true(sp->expert_offload);
+	assert_int_equal(sp->llama, SERVE_LLAMA_AUTO);
+
+	m = model(cfg, "moe");
+	sp = m->split;
+	assert_int_equal(sp->n_rpc, 3);
+	assert_int_equal(sp->rpc[1], 1);
+	assert_int_equal(sp->rpc[2], 2);
+	assert_string_equal(sp->model_path, "/models/moe.gguf");	/* --model=PATH */
+	assert_string_equal(sp->host_device, "MTL0");
+	assert_int_equal(sp->ctx, 4096);
+	assert_false(sp->cmd_has_ctx);
+	assert_false(sp->expert_offload);
+	assert_int_equal(sp->llama, SERVE_LLAMA_LEGACY);
+	assert_true(sp->query_timeout == 9);
+
+	assert_null(model(cfg, "small")->split);
+	/* big and moe share egpu: one client at a time */
+	assert_true(serve_models_share_rpc(cfg, model(cfg, "big"), cfg, model(cfg, "moe")));
+	assert_false(serve_models_share_rpc(cfg, model(cfg, "big"), cfg, model(cfg, "small")));
+	serve_config_unref(cfg);
+	sv_diag_free(&d);
+}
+
+static void split_errors(void **state)
+{
+	static const char text[] =
+		"rpcServers:\n"				/* 1 */
+		"  a:\n"				/* 2 */
+		"    endpoint: nowhere\n"		/* 3 */
+		"    free: lots\n"			/* 4 */
+		"  b:\n"				/* 5 */
+		"    cmd: ggml-rpc-server\n"		/* 6 */
+		"  c:\n"				/* 7 */
+		"    endpoint: 10.0.0.1:1\n"		/* 8 */
+		"    tag: x\n"				/* 9 */
+		"models:\n"				/* 10 */
+		"  m1:\n"				/* 11 */
+		"    cmd: llama-server --port ${PORT} -hf org/model -ngl 99 --rpc=x:1\n"	/* 12 */
+		"    split:\n"				/* 13 */
+		"      rpc: [c, zzz, c]\n"		/* 14 */
+		"      hostMemory: 0\n"			/* 15 */
+		"      llama: old\n"			/* 16 */
+		"      reserv: 1G\n"			/* 17 */
+		"  m2:\n"				/* 18 */
+		"    cmd: llama-server --port ${PORT} -m x.gguf -c 100\n"	/* 19 */
+		"    split:\n"				/* 20 */
+		"      ctx: 200\n"			/* 21 */
+		"  m3:\n"				/* 22 */
+		"    cmd: llama-server --port ${PORT} -m x.gguf\n"	/* 23 */
+		"    split:\n"				/* 24 */
+		"      rpc: 10.0.0.1\n";		/* 25 */
+	struct serve_diag d;
+	struct serve_config *cfg = load_str(text, &d);
+
+	(void)state;
+	assert_null(cfg);
+	assert_true(sv_diag_has(&d, DIAG_ERROR, 3, "'nowhere' is not an RPC endpoint"));
+	assert_true(sv_diag_has(&d, DIAG_ERROR, 4, "must be a size like 12G"));
+	assert_true(sv_diag_has(&d, DIAG_ERROR, 5, "has no endpoint:"));
+	assert_true(sv_diag_has(&d, DIAG_ERROR, 9, "unknown key 'tag'"));
+	assert_true(sv_diag_has(&d, DIAG_ERROR, 14, "'zzz' is neither a name under rpcServers"));
+	assert_true(sv_diag_has(&d, DIAG_ERROR, 14, "'c' is listed twice"));
+	assert_true(sv_diag_has(&d, DIAG_ERROR, 15, "hostMemory must be more than 0"));
+	assert_true(sv_diag_has(&d, DIAG_ERROR, 16, "llama"));
+	assert_true(sv_diag_has(&d, DIAG_ERROR, 17, "unknown key 'reserv'"));
+	assert_true(sv_diag_has(&d, DIAG_ERROR, 14, "cmd has no -m PATH"));
+	assert_true(sv_diag_has(&d, DIAG_ERROR, 14, "cmd sets -ngl"));
+	assert_true(sv_diag_has(&d, DIAG_ERROR, 14, "cmd sets --rpc"));
+	assert_true(sv_diag_has(&d, DIAG_ERROR, 21, "has no rpc:"));
+	assert_true(sv_diag_has(&d, DIAG_ERROR, 21, "ctx: 200 differs from cmd's -c 100"));
+	assert_true(sv_diag_has(&d, DIAG_ERROR, 25, "'10.0.0.1' is neither"));
+	sv_diag_free(&d);
+}
+
+/* A reload that changes a split's placement settings restarts the model. */
+static void split_same_process(void **state)
+{
+	struct serve_diag d;
+	struct serve_config *a, *b;
+
+	(void)state;
+	a = load_str("models:\n  m:\n    cmd: s --port ${PORT} -m x.gguf\n"
+		     "    split: {rpc: [\"h:1\"], hostMemory: 4G}\n", &d);
+	assert_non_null(a);
+	sv_diag_free(&d);
+	b = load_str("models:\n  m:\n    cmd: s --port ${PORT} -m x.gguf\n"
+		     "    split: {rpc: [\"h:1\"], hostMemory: 8G}\n", &d);
+	assert_non_null(b);
+	sv_diag_free(&d);
+	assert_false(serve_model_same_process(&a->models[0], &b->models[0]));
+	assert_true(serve_model_same_process(&a->models[0], &a->models[0]));
+	serve_config_unref(a);
+	serve_config_unref(b);
+}
+
 /* Damaged configs (random bytes changed, removed, inserted) must give
  * diagnostics, never a crash: a cheap fuzz pass over the examples. */
 static void mutations(void **state)
 {
-	static const char *const files[] = { "docs-full.yaml", "misspelled.yaml", "anchors.yaml", NULL };
+	static const char *const files[] = { "docs-full.yaml", "misspelled.yaml", "anchors.yaml",
+					     "split.yaml", NULL };
 	static const char inject[] = "{}[]:-&*!|>'\"#$\n ";
 	unsigned seed = 12345;
 
@@ -447,6 +577,9 @@ int main(void)
 		cmocka_unit_test(errors_inline),
 		cmocka_unit_test(warnings_inline),
 		cmocka_unit_test(same_process),
+		cmocka_unit_test(split_keys),
+		cmocka_unit_test(split_errors),
+		cmocka_unit_test(split_same_process),
 		cmocka_unit_test(mutations),
 	};
 
