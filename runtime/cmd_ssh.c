@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* pegpu ssh: log in to an instance, or run a command in it. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,13 +14,17 @@ static int ssh_cmd_run(int argc, char **argv)
 	struct vm_instance in;
 	struct strv a;
 	char dest[96];
+	bool tie = false;
 	int first = 2;
 
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		fprintf(argc < 2 ? stderr : stdout,
-			"usage: pegpu ssh NAME [--] [COMMAND...]\n\n"
+			"usage: pegpu ssh NAME [-t] [--] [COMMAND...]\n\n"
 			"Log in to the instance as its user, or run COMMAND there (exit status is\n"
-			"COMMAND's).  Uses the instance's own key and its recorded host key.\n");
+			"COMMAND's).  Uses the instance's own key and its recorded host key.\n\n"
+			"  -t   give COMMAND a terminal, so that it is hung up when this ssh ends\n"
+			"       (killed, or the connection lost): for servers run from the host,\n"
+			"       such as ggml-rpc-server under pegpu serve's rpcServers\n");
 		return argc < 2 ? PEGPU_EXIT_USAGE : PEGPU_EXIT_OK;
 	}
 	if (vm_cmd_open("ssh", argv[1], &in, false))
@@ -29,11 +34,17 @@ static int ssh_cmd_run(int argc, char **argv)
 			vm_state_name(instance_live_state(&in)), in.name);
 		return PEGPU_EXIT_FAIL;
 	}
-	if (argc > 2 && !strcmp(argv[2], "--"))
-		first = 3;
+	if (argc > first && !strcmp(argv[first], "-t")) {
+		tie = true;
+		first++;
+	}
+	if (argc > first && !strcmp(argv[first], "--"))
+		first++;
 	if (ssh_argv(&in, false, false, &a) || ssh_dest(&in, dest, sizeof(dest)))
 		return PEGPU_EXIT_FAIL;
-	if (first >= argc && isatty(0))
+	if (tie)
+		strv_add(&a, "-tt");	/* a terminal even without one here */
+	else if (first >= argc && isatty(0))
 		strv_add(&a, "-t");
 	strv_add(&a, dest);
 	for (int i = first; i < argc; i++)

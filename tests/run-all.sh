@@ -8,12 +8,12 @@
 # fuzz:   libFuzzer targets, a fixed budget each (tests/fuzz/run.sh, ~1.5 min)
 # serve:  pegpu serve against a fake upstream (tests/serve/run.sh)
 # llama:  pegpu plan and real split runs with Debian sid's llama.cpp (tests/llama/run.sh)
-# system: full guests under the pegpu runtime (tests/system/run.sh; ~20 min + image
-#         build; not in the default run yet)
+# system: full guests under the pegpu runtime (tests/system/run.sh; ~11 min with
+#         the guest image cached, plus ~6-9 min to build it the first time)
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-tiers=${*:-unit qemu kernel fuzz serve llama}
+tiers=${*:-unit qemu kernel fuzz serve llama system}
 passed=0 failed=0
 log=$top/build/test-logs
 mkdir -p "$log"

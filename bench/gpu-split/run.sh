@@ -36,6 +36,8 @@
 #   PORT                      rpc-server port on 127.0.0.1 [50052]
 #   THREADS                   llama-bench -t [nproc]
 #   REPS PP TG                llama-bench -r -p -n [2 512 64]
+#   LLAMA                     the planner's -ngl rule: auto (probe LLAMA_BENCH's
+#                             --help), current or legacy [auto]
 #   SWEEP                     -ngl values, or "all" for 0..n_layer+1 [all]
 #   ROWS                      which rows, in this order [plan local sweep cpu]
 #   ROUNDS                    run all rows this many times, interleaved; the
@@ -122,8 +124,12 @@ if [ -n "${PLAN_JSON:-}" ]; then
 	log "plan taken from $PLAN_JSON (computed elsewhere)"
 else
 	[ -x "$PEGPU" ] || die "pegpu not found: set PEGPU, or PLAN_JSON and PLAN_ALL_JSON"
+	# which -ngl rule: by default the planner asks the llama-bench given
+	# (--help: --fit or not); LLAMA=current|legacy says it instead
+	if [ "${LLAMA:-auto}" = auto ]; then rule=(--llama-server "$LLAMA_BENCH")
+	else rule=(--llama "$LLAMA"); fi
 	plan=("$PEGPU" plan "$MODEL" --rpc "$EP=$GPU_FREE" --reserve "$RESERVE"
-	      --host-mem "$HOST_MEM" --ctx "$CTX")
+	      --host-mem "$HOST_MEM" --ctx "$CTX" "${rule[@]}")
 	log "${plan[*]}"
 	"${plan[@]}" | tee "$WORK/plan.txt" >&2
 	"${plan[@]}" --json >"$WORK/plan.json"

@@ -245,12 +245,15 @@ def main():
         return None
 
     p = row("plan")
-    if placed is not None and order != "output-first":
+    # the rule the planner planned for (pegpu plan --json says; older
+    # plans had only the output-first rule)
+    meant = "output-last" if plan.get("ngl_rule") == "layers-only" else "output-first"
+    if placed is not None and order != meant:
         n_rpc, out_rpc = placed
         print(f"WARNING: for the planner's -ngl {plan_ngl} this llama.cpp put {n_rpc} repeating "
               f"layers {'and the output layer ' if out_rpc else ''}on the eGPU; the planner "
               f"meant {g}{' and the output layer' if plan_out else ''}.")
-        if order == "output-last":
+        if order == "output-last" and meant == "output-first":
             print(f"  This llama.cpp counts the output layer last (-ngl N <= {n_layer}: the last N "
                   f"layers, output on the CPU); the planner follows newer llama.cpp, which counts "
                   f"it first. The eGPU columns above follow this llama.cpp.")
@@ -279,13 +282,17 @@ def main():
     same = sweep_row(plan_ngl) if p and \
         sweep_row(plan_ngl) and sweep_row(plan_ngl)["args"].split() == \
         [a for a in p["args"].split() if a != "-v"] else None
-    verdict(f"Planner's arguments (-ngl {plan_ngl}, sweep row)", same)
+    if same:
+        verdict(f"Planner's arguments (-ngl {plan_ngl}, sweep row)", same)
+    else:
+        print(f"Planner's arguments: no sweep row has exactly them "
+              f"({' '.join(a for a in p['args'].split() if a != '-v') if p else '-'}); see the planner row")
     if p:
         verdict(f"Planner's arguments (-ngl {plan_ngl}, planner row, run apart)", p)
         if same and same["tg"] and p["tg"]:
             print(f"  the same placement in two rows: pp {p['pp'] / same['pp']:.3f}, "
                   f"tg {p['tg'] / same['tg']:.3f} apart (run-to-run noise)")
-    if order == "output-last" and g <= n_layer:
+    if order == "output-last" and meant == "output-first" and g <= n_layer:
         # the planner's split in this llama.cpp's terms: its g layers; the
         # output layer (tiny for these models) stays on the CPU
         verdict(f"Planner's intended split ({g} layers on the eGPU) as this llama.cpp's -ngl {g}",

@@ -33,6 +33,16 @@ finish() {
 	exit
 }
 now() { date +%s.%N; }
+# answers URL WORD: the guest's HTTP server answers with WORD within 60 s
+# (a python3 -m http.server takes seconds to come up under TCG)
+answers() {
+	local i
+	for i in $(seq 60); do
+		curl -fsS --max-time 5 "$1" 2>/dev/null | grep -q "$2" && return 0
+		sleep 1
+	done
+	return 1
+}
 secs() { printf '%.1f' "$(echo "$(now) - $1" | bc)"; }
 
 work=${PEGPU_SYSTEM_WORK:-$top/build/system}
@@ -60,7 +70,7 @@ bdir=$top/build/meson
 if [ ! -f "$bdir/build.ninja" ]; then
 	meson setup "$bdir" > "$log/meson-setup.log" 2>&1 || { fail build "meson setup failed ($log/meson-setup.log)"; finish; }
 fi
-if meson compile -C "$bdir" runtime/pegpu > "$log/build.log" 2>&1; then
+if meson compile -C "$bdir" runtime/pegpu runtime/pegpu-mkgguf > "$log/build.log" 2>&1; then
 	pegpu=$bdir/runtime/pegpu
 	pass build/pegpu
 else
@@ -179,15 +189,85 @@ else
 	fail cp/both-ways "the file did not come back intact"
 fi
 
-"$pegpu" ssh "$name" -- 'mkdir -p www && echo pegpu-port-ok > www/index.html && cd www && { nohup python3 -m http.server 8080 < /dev/null > /dev/null 2>&1 & }' ; sleep 3
+"$pegpu" ssh "$name" -- 'mkdir -p www && echo pegpu-port-ok > www/index.html && cd www && { nohup python3 -m http.server 8080 < /dev/null > /dev/null 2>&1 & }'
 if "$pegpu" port add "$name" "$port_http:8080" > "$log/port.log" 2>&1 &&
-   curl -fsS --max-time 20 "http://127.0.0.1:$port_http/" | grep -q pegpu-port-ok; then
+   answers "http://127.0.0.1:$port_http/" pegpu-port-ok; then
 	pass port/live "127.0.0.1:$port_http -> guest 8080"
 else
 	fail port/live "$(cat "$log/port.log")"
 fi
 "$pegpu" port list "$name" | grep -q "127.0.0.1:$port_http -> 8080" && grep -q "host: $port_http" "$PEGPU_HOME/$name/pegpu.yaml" &&
 	pass port/persisted || fail port/persisted "not in pegpu.yaml"
+
+# the serial console: a login prompt after a newline; Ctrl-] detaches
+{ sleep 2; printf '\n'; sleep 5; printf '\035'; } | timeout 30 "$pegpu" console "$name" > "$log/console.out" 2>&1
+if grep -q "login:" "$log/console.out" && grep -q "detached" "$log/console.out" &&
+   "$pegpu" status "$name" | grep -q "^state: *running"; then
+	pass console "login prompt on the serial console; detached, VM still running"
+else
+	fail console "$(tail -c 300 "$log/console.out")"
+fi
+
+# --- an RPC server in the VM, supervised by pegpu serve through pegpu ssh -t ---
+# The guest has no llama.cpp (trixie does not package it): tests/system/
+# fake_rpc.py answers pegpu's queries as ggml-rpc-server 8.0.0 would.  It
+# binds the guest's private address only; the host reaches it through a
+# pegpu port forward, as llama-server's --rpc would.
+rpc_fwd=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+serve_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+rpc_state() {
+	curl -sf -m 5 "http://127.0.0.1:$serve_port/running" |
+		python3 -c 'import json,sys; r=json.load(sys.stdin)["rpcServers"][0]; print(r["state"], r["restarts"])'
+}
+rpc_free() {	# the free bytes pegpu plan reads from the server in the VM
+	"$pegpu" plan "$work/tiny.gguf" --host-mem 1G --rpc "127.0.0.1:$rpc_fwd" --timeout 10 --json 2>> "$log/rpc-plan.err" |
+		python3 -c 'import json,sys; d=json.load(sys.stdin)["devices"]; print(d[-1]["budget_bytes"] + 512 * 2**20)'
+}
+rpc_up() {	# rpc_up RESTARTS: running with that many restarts and answering
+	local i
+	for i in $(seq 60); do
+		[ "$(rpc_state 2>/dev/null)" = "running $1" ] && [ "$(rpc_free 2>/dev/null)" = 6442450944 ] && return 0
+		sleep 1
+	done
+	return 1
+}
+cat > "$work/serve.yaml" <<EOF
+rpcServers:
+  vm:
+    endpoint: 127.0.0.1:$rpc_fwd
+    cmd: $pegpu ssh $name -t -- exec python3 -u fake_rpc.py 10.0.2.15 50052 6442450944 8589934592
+models:
+  unused:
+    cmd: "true --port \${PORT}"
+EOF
+if "$bdir/runtime/pegpu-mkgguf" -q -o "$work/tiny.gguf" --layers 4 --embd 64 &&
+   "$pegpu" cp tests/system/fake_rpc.py "$name:fake_rpc.py" &&
+   "$pegpu" port add "$name" "$rpc_fwd:50052" > "$log/rpc-port.log" 2>&1; then
+	"$pegpu" serve --config "$work/serve.yaml" --listen "127.0.0.1:$serve_port" \
+		--state-dir "$work/serve-state" > "$log/serve.log" 2>&1 &
+	serve_pid=$!
+	if rpc_up 0 && "$pegpu" ssh "$name" -- 'ss -ltn | grep -q "10.0.2.15:50052 "'; then
+		pass rpc-vm/supervised "pegpu serve runs it over pegpu ssh -t; bound to 10.0.2.15, queried through the forward"
+	else
+		fail rpc-vm/supervised "$(rpc_state 2>&1); $(tail -3 "$log/serve.log" | tr '\n' ' ')"
+	fi
+	"$pegpu" ssh "$name" -- "pkill -f '[f]ake_rpc.py'"
+	if rpc_up 1; then
+		pass rpc-vm/restarted "killed in the guest, restarted by pegpu serve"
+	else
+		fail rpc-vm/restarted "$(rpc_state 2>&1); $(grep -i rpc "$log/serve.log" | tail -3 | tr '\n' ' ')"
+	fi
+	kill "$serve_pid"; wait "$serve_pid"
+	sleep 3
+	if ! "$pegpu" ssh "$name" -- "pgrep -f '[f]ake_rpc.py'" > /dev/null; then
+		pass rpc-vm/stopped "gone from the guest when pegpu serve stops"
+	else
+		fail rpc-vm/stopped "still running in the guest after pegpu serve stopped"
+	fi
+	"$pegpu" port rm "$name" "$rpc_fwd" > /dev/null 2>&1
+else
+	fail rpc-vm/supervised "setup: $(cat "$log/rpc-port.log")"
+fi
 
 # --- refusals ---------------------------------------------------------------
 out=$("$pegpu" start "$name" 2>&1) && fail start/refuse-running "a second start succeeded" ||
@@ -242,8 +322,8 @@ if "$pegpu" start "$name" > "$log/start.log" 2>&1; then
 else
 	fail start/warm "$(tail -5 "$log/start.log")"
 fi
-"$pegpu" ssh "$name" -- 'cd www && { nohup python3 -m http.server 8080 < /dev/null > /dev/null 2>&1 & }'; sleep 3
-curl -fsS --max-time 20 "http://127.0.0.1:$port_http/" | grep -q pegpu-port-ok && pass port/after-restart || fail port/after-restart "no answer on $port_http"
+"$pegpu" ssh "$name" -- 'cd www && { nohup python3 -m http.server 8080 < /dev/null > /dev/null 2>&1 & }'
+answers "http://127.0.0.1:$port_http/" pegpu-port-ok && pass port/after-restart || fail port/after-restart "no answer on $port_http within 60 s"
 "$pegpu" ssh "$name" -- 'grep -q "^pegpu_dma " /proc/modules' && pass dkms/loaded-at-boot || fail dkms/loaded-at-boot "pegpu_dma not loaded after a reboot"
 
 # --- SIGKILL during disk writes ---------------------------------------------------
@@ -298,4 +378,19 @@ fi
 if [ -z "${PEGPU_SYSTEM_KEEP:-}" ]; then
 	"$pegpu" destroy "$name" > /dev/null 2>&1 && [ ! -e "$PEGPU_HOME/$name" ] && pass destroy || fail destroy "$PEGPU_HOME/$name remains"
 fi
+
+# --- a first boot that fails: the failing step and the guest's log ------------
+# (a package that does not exist: the "packages" step fails whether or not
+# the guest reaches the archive)
+t=$(now)
+if PEGPU_CACHE=$work/cache "$pegpu" create bad1 --image "$url" --no-guest-driver --memory 1G \
+	--package pegpu-no-such-package --timeout 900 > "$log/bad1.log" 2>&1; then
+	fail create/step-failure "create succeeded with a package that does not exist"
+elif grep -q "provisioning step 'packages' failed" "$log/bad1.log" &&
+     grep -q "guest| .*pegpu-no-such-package" "$log/bad1.log"; then
+	pass create/step-failure "$(secs "$t") s: the failed step named, the guest's log shown"
+else
+	fail create/step-failure "$(tail -8 "$log/bad1.log")"
+fi
+"$pegpu" destroy --force bad1 > /dev/null 2>&1
 finish

@@ -392,7 +392,7 @@ static void split_keys(void **state)
 	assert_int_equal(cfg->n_rpc_servers, 3);	/* two named, one by endpoint */
 	assert_string_equal(cfg->rpc_servers[0].id, "egpu");
 	assert_string_equal(cfg->rpc_servers[0].endpoint, "192.168.64.2:50052");
-	assert_int_equal(cfg->rpc_servers[0].argv.n, 11);
+	assert_int_equal(cfg->rpc_servers[0].argv.n, 12);
 	assert_string_equal(cfg->rpc_servers[0].argv.v[0], "pegpu");
 	assert_string_equal(cfg->rpc_servers[0].env.v[0], "GGML_RPC_DEBUG=0");
 	assert_int_equal(cfg->rpc_servers[0].free_bytes, 0);

@@ -302,6 +302,34 @@ static void groups(void **state)
 	teardown_world();
 }
 
+/*
+ * Split models that share an RPC server evict each other even where their
+ * groups would let them run together (it serves one client); a split model
+ * on another server, and a model without a split, are left alone.
+ */
+static void shared_rpc_server(void **state)
+{
+	(void)state;
+	setup_world("rpcServers:\n  egpu: {endpoint: '10.0.0.2:50052'}\n"
+		    "models:\n"
+		    "  a:\n    cmd: srv --port ${PORT} -m a.gguf\n    split: {rpc: [egpu]}\n"
+		    "  b:\n    cmd: srv --port ${PORT} -m b.gguf\n    split: {rpc: ['10.0.0.2:50052']}\n"
+		    "  c:\n    cmd: srv --port ${PORT} -m c.gguf\n    split: {rpc: ['10.0.0.3:50052']}\n"
+		    "  d:\n    cmd: srv --port ${PORT}\n"
+		    "groups:\n  all:\n    swap: false\n    members: [a, b, c, d]\n");
+	run_idle("a");
+	run_idle("c");
+	run_idle("d");		/* one group without swap: all three run */
+	expect("start a;grant 0 a;idle a;start c;grant 1 c;idle c;start d;grant 2 d;idle d");
+	req("b");		/* b's server is a's: a must go first */
+	expect("stop a");
+	sv_router_stopped(W.r, M("a"));
+	expect("start b");
+	assert_int_equal(M("c")->state, RT_READY);
+	assert_int_equal(M("d")->state, RT_READY);
+	teardown_world();
+}
+
 static void start_failure_and_crash(void **state)
 {
 	struct treq *t0, *t1, *t2;
@@ -484,6 +512,7 @@ int main(void)
 		cmocka_unit_test(swap_waits_for_stop),
 		cmocka_unit_test(swap_waits_for_busy),
 		cmocka_unit_test(groups),
+		cmocka_unit_test(shared_rpc_server),
 		cmocka_unit_test(start_failure_and_crash),
 		cmocka_unit_test(ttl_and_unload),
 		cmocka_unit_test(cancel_uncommits),
