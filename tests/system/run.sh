@@ -232,6 +232,7 @@ rpc_up() {	# rpc_up RESTARTS: running with that many restarts and answering
 	return 1
 }
 cat > "$work/serve.yaml" <<EOF
+logToStdout: both
 rpcServers:
   vm:
     endpoint: 127.0.0.1:$rpc_fwd
@@ -380,13 +381,23 @@ if [ -z "${PEGPU_SYSTEM_KEEP:-}" ]; then
 fi
 
 # --- a first boot that fails: the failing step and the guest's log ------------
-# (a package that does not exist: the "packages" step fails whether or not
-# the guest reaches the archive)
+# A driver package whose dependency does not exist: apt refuses it at once
+# from the image's own package lists, so the step fails without the network.
+mkdir -p "$work/baddeb/DEBIAN"
+cat > "$work/baddeb/DEBIAN/control" <<EOF
+Package: pegpu-dma-dkms
+Version: 0.0.1
+Architecture: all
+Maintainer: pegpu tests <tests@pegpu.invalid>
+Depends: pegpu-no-such-package
+Description: a guest driver package that cannot be installed (system tier)
+EOF
+dpkg-deb --build "$work/baddeb" "$work/bad.deb" > /dev/null
 t=$(now)
-if PEGPU_CACHE=$work/cache "$pegpu" create bad1 --image "$url" --no-guest-driver --memory 1G \
-	--package pegpu-no-such-package --timeout 900 > "$log/bad1.log" 2>&1; then
-	fail create/step-failure "create succeeded with a package that does not exist"
-elif grep -q "provisioning step 'packages' failed" "$log/bad1.log" &&
+if PEGPU_CACHE=$work/cache "$pegpu" create bad1 --image "$url" --driver-deb "$work/bad.deb" \
+	--memory 1G --timeout 900 > "$log/bad1.log" 2>&1; then
+	fail create/step-failure "create succeeded with a driver package that cannot be installed"
+elif grep -q "provisioning step 'guest-driver' failed" "$log/bad1.log" &&
      grep -q "guest| .*pegpu-no-such-package" "$log/bad1.log"; then
 	pass create/step-failure "$(secs "$t") s: the failed step named, the guest's log shown"
 else
