@@ -291,6 +291,39 @@ static bool guide_restart_ritual(const char *name)
 	return true;
 }
 
+/*
+ * After QEMU was killed, the qcow2 overlay may hold leaked clusters (space
+ * allocated, never referenced: harmless, but `qemu-img check` reports them
+ * forever).  Reclaim them before the next boot; stop on real corruption,
+ * which only a person with a backup should repair.
+ */
+static int check_after_crash(struct vm_instance *in, const char *qemu, double t0, char *err,
+			     size_t errlen)
+{
+	char img[PATH_MAX], *out = NULL;
+	char *argv[] = { img, "check", "-q", "-r", "leaks", in->disk, NULL };
+	int rc;
+
+	if (vm_find_qemu_img(qemu, img, sizeof(img))) {
+		vm_step(t0, "disk", "qemu-img not found: the disk was not checked after the crash");
+		return 0;
+	}
+	rc = run_argv(argv, &out, true);
+	if (rc == 0) {
+		vm_step(t0, "disk", "checked after the crash (qemu-img check -r leaks): clean");
+	} else if (rc == 2) {
+		snprintf(err, errlen, "%s is corrupt after the crash (qemu-img check: %s); copy it "
+			 "somewhere safe, then repair it with `qemu-img check -r all %s`", in->disk,
+			 out && *out ? out : "errors", in->disk);
+		free(out);
+		return -1;
+	} else {
+		vm_step(t0, "disk", "warning: qemu-img check exited %d: %s", rc, out ? out : "");
+	}
+	free(out);
+	return 0;
+}
+
 int vm_start(struct vm_instance *in, const struct vm_start_opts *o, char *err, size_t errlen)
 {
 	const struct vm_config *c = &in->cfg;
@@ -298,15 +331,18 @@ int vm_start(struct vm_instance *in, const struct vm_start_opts *o, char *err, s
 	struct vm_launch l = { 0 };
 	struct strv argv;
 	double t0 = now_s();
-	bool gpus;
+	bool gpus, crashed;
 	int rc, r = -1, tries = 0;
 
 again:
+	crashed = instance_live_state(in) == VM_ST_CRASHED;
 	if (instance_recover(in))
 		vm_step(t0, "recover", "cleaned up after a QEMU that had died (%s)", in->st.last_stop);
 	if (vm_preflight(in, o, err, errlen))
 		return -1;
 	vm_find_qemu(c, qemu, sizeof(qemu));
+	if (crashed && check_after_crash(in, qemu, t0, err, errlen))
+		return -1;
 	vm_find_firmware(c, qemu, code, sizeof(code), tmpl, sizeof(tmpl));
 	gpus = c->n_gpus && !o->no_gpu;
 	if (mkdir_p(in->sockdir, 0700) || ensure_vars(in->vars, code, tmpl)) {

@@ -343,8 +343,9 @@ else
 	fail crash/disk-consistent "qemu-img check rc $rc: $(tail -3 "$log/check2.log")"
 fi
 t=$(now)
-if "$pegpu" start "$name" > "$log/start2.log" 2>&1 && grep -q "had crashed" "$log/start2.log"; then
-	pass crash/recovered "$(secs "$t") s to SSH; stale pid and sockets cleaned"
+if "$pegpu" start "$name" > "$log/start2.log" 2>&1 && grep -q "had crashed" "$log/start2.log" &&
+   grep -q "checked after the crash" "$log/start2.log"; then
+	pass crash/recovered "$(secs "$t") s to SSH; stale pid and sockets cleaned, leaked clusters reclaimed"
 else
 	fail crash/recovered "$(tail -5 "$log/start2.log")"
 fi
