@@ -335,7 +335,8 @@ int vm_start(struct vm_instance *in, const struct vm_start_opts *o, char *err, s
 	int rc, r = -1, tries = 0;
 
 again:
-	crashed = instance_live_state(in) == VM_ST_CRASHED;
+	/* vm_cmd_open may have cleaned the crash up already: last_stop says */
+	crashed = instance_live_state(in) == VM_ST_CRASHED || !strcmp(in->st.last_stop, "crashed");
 	if (instance_recover(in))
 		vm_step(t0, "recover", "cleaned up after a QEMU that had died (%s)", in->st.last_stop);
 	if (vm_preflight(in, o, err, errlen))
