@@ -14,10 +14,7 @@
 
 #include "plan_core.h"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void plan_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -102,31 +99,31 @@ int plan_add_rpc(struct plan_opts *o, const char *arg, char *err, size_t errlen)
 	size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
 
 	if (o->n_rpc == SPLIT_MAX_RPC_DEVS) {
-		set_err(err, errlen, "at most %d RPC servers", SPLIT_MAX_RPC_DEVS);
+		plan_set_err(err, errlen, "at most %d RPC servers", SPLIT_MAX_RPC_DEVS);
 		return -1;
 	}
 	r = &o->rpc[o->n_rpc];
 	memset(r, 0, sizeof(*r));
 	if (len >= sizeof(r->endpoint)) {
-		set_err(err, errlen, "RPC server %s: endpoint too long", arg);
+		plan_set_err(err, errlen, "RPC server %s: endpoint too long", arg);
 		return -1;
 	}
 	memcpy(r->endpoint, arg, len);
 	r->endpoint[len] = '\0';
 	if (ggml_rpc_parse_endpoint(r->endpoint, host, port, why, sizeof(why))) {
-		set_err(err, errlen, "RPC server: %s", why);
+		plan_set_err(err, errlen, "RPC server: %s", why);
 		return -1;
 	}
 	if (eq) {
 		if (plan_parse_size(eq + 1, &r->free_bytes)) {
-			set_err(err, errlen, "RPC server %s: '%s' is not a size like 8G", arg, eq + 1);
+			plan_set_err(err, errlen, "RPC server %s: '%s' is not a size like 8G", arg, eq + 1);
 			return -1;
 		}
 		r->has_free = true;
 	}
 	for (size_t i = 0; i < o->n_rpc; i++) {
 		if (!strcmp(o->rpc[i].endpoint, r->endpoint)) {
-			set_err(err, errlen, "RPC server %s is given twice", r->endpoint);
+			plan_set_err(err, errlen, "RPC server %s is given twice", r->endpoint);
 			return -1;
 		}
 	}
@@ -183,7 +180,7 @@ static int resolve_llama(struct plan_opts *o, char *err, size_t errlen)
 						     &o->llama, &bench, why, sizeof(why)) :
 			       plan_probe_llama_timeout(o->llama_server, PLAN_PROBE_TIMEOUT_MS,
 							&o->llama, &bench, why, sizeof(why)))) {
-		set_err(err, errlen, "cannot tell which llama.cpp %s is: %s; say which (--llama "
+		plan_set_err(err, errlen, "cannot tell which llama.cpp %s is: %s; say which (--llama "
 			"current for builds from 2025-12-17 on, legacy for older ones)",
 			o->llama_server, why);
 		return -1;
@@ -219,12 +216,12 @@ static int collect_devices(struct plan_opts *o, struct split_rpc_dev *devs, size
 						 sizeof(why));
 
 			if (ret == -EPROTO) {
-				set_err(err, errlen, "%s; or give its free memory (%s=SIZE) to plan "
+				plan_set_err(err, errlen, "%s; or give its free memory (%s=SIZE) to plan "
 					"without asking it", why, r->endpoint);
 				return -1;
 			}
 			if (ret) {
-				set_err(err, errlen, "%s", why);
+				plan_set_err(err, errlen, "%s", why);
 				return -1;
 			}
 			count = r->info.n_devices;
@@ -233,7 +230,7 @@ static int collect_devices(struct plan_opts *o, struct split_rpc_dev *devs, size
 			struct split_rpc_dev *v;
 
 			if (*n == SPLIT_MAX_RPC_DEVS) {
-				set_err(err, errlen, "more than %d RPC devices in all; llama.cpp "
+				plan_set_err(err, errlen, "more than %d RPC devices in all; llama.cpp "
 					"takes no more", SPLIT_MAX_RPC_DEVS);
 				return -1;
 			}
@@ -262,23 +259,23 @@ int plan_compute(struct plan_opts *o, struct gguf_model_summary *m, struct split
 	memset(m, 0, sizeof(*m));
 	memset(p, 0, sizeof(*p));
 	if (!o->model) {
-		set_err(err, errlen, "which model? give the path of a .gguf file");
+		plan_set_err(err, errlen, "which model? give the path of a .gguf file");
 		return -1;
 	}
 	if (resolve_llama(o, err, errlen))
 		return -1;
 	if (!o->host_mem_set && host_available(&o->host_mem)) {
-		set_err(err, errlen, "cannot tell how much memory is free: give the host memory "
+		plan_set_err(err, errlen, "cannot tell how much memory is free: give the host memory "
 			"(--host-mem)");
 		return -1;
 	}
 	g = gguf_open(o->model, why, sizeof(why));
 	if (!g) {
-		set_err(err, errlen, "%s", why);
+		plan_set_err(err, errlen, "%s", why);
 		goto out;
 	}
 	if (gguf_model_summary(g, m, why, sizeof(why))) {
-		set_err(err, errlen, "%s: %s", o->model, why);
+		plan_set_err(err, errlen, "%s: %s", o->model, why);
 		goto out;
 	}
 	ctx = o->ctx;
@@ -301,7 +298,7 @@ int plan_compute(struct plan_opts *o, struct gguf_model_summary *m, struct split
 	req.ngl_rule = o->llama == PLAN_LLAMA_LEGACY ? SPLIT_NGL_LAYERS_ONLY
 						     : SPLIT_NGL_OUTPUT_FIRST;
 	if (split_plan(&req, p, why, sizeof(why))) {
-		set_err(err, errlen, "%s: %s", o->model, why);
+		plan_set_err(err, errlen, "%s: %s", o->model, why);
 		goto out;
 	}
 	ret = 0;

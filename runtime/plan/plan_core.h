@@ -66,6 +66,10 @@ struct plan_opts {
 	enum plan_llama_how llama_how;	/* set by plan_compute */
 };
 
+/* Print a message into err (errlen bytes; NULL is fine), for this library's callers. */
+void plan_set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Defaults: reserve, timeout, AUTO, notes to stderr, MTL0 host on __APPLE__. */
 void plan_opts_init(struct plan_opts *o);
 

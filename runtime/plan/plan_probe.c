@@ -28,19 +28,6 @@
 
 extern char **environ;
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static long long now_ms(void)
 {
@@ -96,7 +83,7 @@ static int spawn_help(char *const *prefix, pid_t *pid, int *fd, char *err, size_
 	sigset_t none, dfl;
 
 	if (pipe2(p, O_CLOEXEC)) {
-		set_err(err, errlen, "pipe: %s", strerror(errno));
+		plan_set_err(err, errlen, "pipe: %s", strerror(errno));
 		return -1;
 	}
 	posix_spawn_file_actions_init(&fa);
@@ -128,7 +115,7 @@ static int spawn_help(char *const *prefix, pid_t *pid, int *fd, char *err, size_
 	close(p[1]);
 	if (r) {
 		close(p[0]);
-		set_err(err, errlen, "cannot run %s: %s", bin, strerror(r));
+		plan_set_err(err, errlen, "cannot run %s: %s", bin, strerror(r));
 		return -1;
 	}
 	*fd = p[0];
@@ -215,7 +202,7 @@ int plan_probe_llama_timeout(const char *bin, int timeout_ms, enum plan_llama *o
 	char *const prefix[] = { (char *)bin, NULL };
 
 	if (!bin || !*bin) {
-		set_err(err, errlen, "no llama-server binary given");
+		plan_set_err(err, errlen, "no llama-server binary given");
 		return -1;
 	}
 	return plan_probe_llama_argv(prefix, timeout_ms, out, is_bench, err, errlen);
@@ -233,7 +220,7 @@ int plan_probe_llama_argv(char *const *prefix, int timeout_ms, enum plan_llama *
 	int fd, r, st, ret = -1;
 
 	if (!bin || !*bin) {
-		set_err(err, errlen, "no llama-server binary given");
+		plan_set_err(err, errlen, "no llama-server binary given");
 		return -1;
 	}
 	if (spawn_help(prefix, &pid, &fd, err, errlen))
@@ -246,11 +233,11 @@ int plan_probe_llama_argv(char *const *prefix, int timeout_ms, enum plan_llama *
 	 */
 	st = reap(pid, r ? 0 : deadline, &killed);
 	if (r == -ETIMEDOUT) {
-		set_err(err, errlen, "%s --help did not finish within %d ms", bin, timeout_ms);
+		plan_set_err(err, errlen, "%s --help did not finish within %d ms", bin, timeout_ms);
 		goto out;
 	}
 	if (r) {
-		set_err(err, errlen, "reading %s --help: %s", bin, strerror(-r));
+		plan_set_err(err, errlen, "reading %s --help: %s", bin, strerror(-r));
 		goto out;
 	}
 	if (!text || !(has_option(text, "--n-gpu-layers", false) || has_option(text, "-ngl", false))) {
@@ -262,7 +249,7 @@ int plan_probe_llama_argv(char *const *prefix, int timeout_ms, enum plan_llama *
 			snprintf(status, sizeof(status), ", exit status %d", WEXITSTATUS(st));
 		else if (st >= 0 && WIFSIGNALED(st))
 			snprintf(status, sizeof(status), ", killed by signal %d", WTERMSIG(st));
-		set_err(err, errlen, "%s --help printed no llama.cpp options (no -ngl%s): not "
+		plan_set_err(err, errlen, "%s --help printed no llama.cpp options (no -ngl%s): not "
 			"llama-server?", bin, status);
 		goto out;
 	}
